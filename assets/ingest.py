@@ -1,14 +1,14 @@
-"""Stage: ingest one delivery (snapshot date x province office).
+"""Stage: ingest deliveries (snapshot date x province office).
 
-Picks the delivery's file (the one modified last; ties: the greater name), reads it as text,
-validates every row with the compiled enrollment schema, pseudonymises the NIK (keyed
-HMAC-SHA256, in SQL) and, in one transaction, replaces the delivery's valid rows
-(``enrollment_rows``), its quarantined rows (``quarantine``) and its ``load_log`` rows.
+For each delivery, the file modified last wins (ties: the greater name); the others are
+``superseded``. The winners of one snapshot date are read as text, then validated together in
+one set-based pass of the compiled enrollment schema, the NIK pseudonymised in SQL (keyed
+HMAC-SHA256), and, in one transaction, each delivery's valid rows (``enrollment_rows``),
+quarantined rows (``quarantine``) and ``load_log`` rows replace the earlier ones.
 
 A file rejected whole changes nothing already loaded: if an earlier delivery of the same
 snapshot and province was loaded, its rows stay in force and the message says so.
 """
-
 import datetime as dt
 from dataclasses import dataclass
 
@@ -28,105 +28,128 @@ REASONS = reasons_sql(schema.ROW_SCHEMA)
 MESSAGES = messages_sql(schema.ROW_SCHEMA)
 NIK_MASKED = ("CASE WHEN length(nik) >= 12 THEN left(nik, 6) || repeat('*', length(nik) - 6) "
               "ELSE repeat('*', length(nik)) END")
-_PARTITION = "snapshot_date = $day AND province_code = $province"
+TEXT = ", ".join(schema.TEXT_COLUMNS)
+_IN_BATCH = "snapshot_date = $day AND province_code IN (SELECT unnest($provinces))"
 
 
 @dataclass
 class Outcome:
-    key: str
-    file: str
-    status: str
+    province: str
+    winner: LandedFile
+    older: list[LandedFile]
     rows_read: int | None = None
+    rejected: str | None = None
     rows_loaded: int = 0
-    rows_rejected: int = 0
-    message: str | None = None
+    rows_quarantined: int = 0
+
+    @property
+    def status(self) -> str:
+        return "rejected" if self.rejected else "loaded"
 
 
-def _stage(con, winner: LandedFile, day: dt.date, province: str) -> int:
-    rows = read_into(con, winner.path, schema.TEXT_COLUMNS, required_columns(schema.ROW_SCHEMA))
+def _read_batch(con, day: dt.date, deliveries: dict[str, list[LandedFile]]) -> list[Outcome]:
+    """Read every delivery's winning file of ``day`` into the temp table ``raw_batch``."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE raw_batch (snapshot_date DATE, "
+                f"file_province VARCHAR, source_file VARCHAR, vintage VARCHAR, row_number BIGINT, "
+                f"nik_is_number BOOLEAN, {', '.join(f'{c} VARCHAR' for c in schema.TEXT_COLUMNS)})")
+    vintage = vintage_for(day).vintage
+    outcomes = []
+    for province, files in sorted(deliveries.items()):
+        out = Outcome(province, files[0], files[1:])
+        try:
+            out.rows_read = read_into(con, out.winner.path, schema.TEXT_COLUMNS,
+                                      required_columns(schema.ROW_SCHEMA))
+            con.execute(f"INSERT INTO raw_batch SELECT ?, ?, ?, ?, row_number, nik_is_number, "
+                        f"{TEXT} FROM raw_file", [day, province, out.winner.relpath, vintage])
+        except FileRejected as exc:
+            out.rows_read, out.rejected = exc.rows_read, exc.message
+        outcomes.append(out)
+    return outcomes
+
+
+def _validate(con) -> dict[str, tuple[int, int]]:
+    """Stage every row with the codes of every rule it breaks; (valid, invalid) per province."""
+    con.execute("CREATE OR REPLACE TEMP VIEW raw_input AS SELECT * FROM raw_batch")
     con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, {REASONS} AS reasons "
-                f"FROM ({schema.PREPARE_SQL})",
-                {"snapshot_date": day, "file_province": province,
-                 "vintage": vintage_for(day).vintage})
-    return rows
+                f"FROM ({schema.PREPARE_SQL})")
+    return {p: (ok, bad) for p, ok, bad in con.execute(
+        "SELECT file_province, count(*) FILTER (len(reasons) = 0), "
+        "count(*) FILTER (len(reasons) > 0) FROM staged GROUP BY 1").fetchall()}
 
 
-def _replace_rows(con, params: dict, pads: tuple[bytes, bytes]) -> tuple[int, int]:
-    where = {"day": params["day"], "province": params["province"]}
-    con.execute(f"DELETE FROM enrollment_rows WHERE {_PARTITION}", where)
-    con.execute(f"DELETE FROM quarantine WHERE {_PARTITION}", where)
+def _replace(con, day: dt.date, loaded: list[str], pads: tuple[bytes, bytes]) -> None:
+    where = {"day": day, "provinces": loaded}
+    con.execute(f"DELETE FROM enrollment_rows WHERE {_IN_BATCH}", where)
+    con.execute(f"DELETE FROM quarantine WHERE {_IN_BATCH}", where)
+    con.execute(f"DELETE FROM load_log WHERE {_IN_BATCH}", where)
     con.execute(f"""
         INSERT INTO enrollment_rows
-        SELECT $day, $province, $source_file, row_number, {HMAC_SQL}, kpj, upper(segmen), tier,
-               kode, coalesce(ref_province, $province), ref_regency, npp, nama_instansi, tgl,
-               paid_month
-        FROM staged WHERE len(reasons) = 0""",
-        {**params, "ipad": pads[0], "opad": pads[1]})
+        SELECT snapshot_date, file_province, source_file, row_number, {HMAC_SQL}, kpj,
+               upper(segmen), tier, kode, coalesce(ref_province, file_province), ref_regency,
+               npp, nama_instansi, tgl, paid_month
+        FROM staged WHERE len(reasons) = 0""", {"ipad": pads[0], "opad": pads[1]})
     con.execute(f"""
         INSERT INTO quarantine
-        SELECT $day, $source_file, row_number, $province, reasons, {MESSAGES},
+        SELECT snapshot_date, source_file, row_number, file_province, reasons, {MESSAGES},
                {NIK_MASKED}, kpj, segmen, tingkat, kode_wilayah, npp, nama_instansi,
                tgl_kepesertaan, bulan_iuran_terakhir
-        FROM staged WHERE len(reasons) > 0""", params)
-    return con.execute("SELECT count(*) FILTER (len(reasons) = 0), "
-                       "count(*) FILTER (len(reasons) > 0) FROM staged").fetchone()
+        FROM staged WHERE len(reasons) > 0""")
 
 
-def _log(con, day, province, f: LandedFile, sha, rows_read, loaded, rejected, status, message):
-    con.execute("DELETE FROM load_log WHERE snapshot_date = ? AND source_file = ?",
-                [day, f.relpath])
-    con.execute("INSERT INTO load_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-                [day, f.relpath, province, sha, rows_read, loaded, rejected, status, message])
+def _keep_earlier(con, day: dt.date, out: Outcome) -> list[str]:
+    """A rejected delivery leaves an earlier loaded one in force; otherwise clears the slot."""
+    where = {"day": day, "provinces": [out.province]}
+    kept = [r[0] for r in con.execute(
+        f"SELECT source_file FROM load_log WHERE {_IN_BATCH} AND status = 'loaded'",
+        where).fetchall()]
+    if kept:
+        out.rejected += f"; the earlier delivery {', '.join(kept)} stays in force"
+    else:
+        for table in ("enrollment_rows", "quarantine", "load_log"):
+            con.execute(f"DELETE FROM {table} WHERE {_IN_BATCH}", where)
+    return kept
 
 
-def load_delivery(con, day: dt.date, province: str, files: list[LandedFile],
-                  pads: tuple[bytes, bytes]) -> Outcome:
-    winner, older = files[0], files[1:]
-    sha = winner.sha256()
-    key = f"{day}|{province}"
-    try:
-        rows_read, rejected = _stage(con, winner, day, province), None
-    except FileRejected as exc:
-        rows_read, rejected = exc.rows_read, exc
-    where = {"day": day, "province": province}
-    params = {**where, "source_file": winner.relpath}
+def _log(con, day: dt.date, out: Outcome, kept: list[str]) -> None:
+    rows = [(day, out.winner.relpath, out.province, out.winner.sha256(), out.rows_read,
+             out.rows_loaded, out.rows_quarantined, out.status, out.rejected)]
+    rows += [(day, f.relpath, out.province, f.sha256(), None, 0, 0, "superseded",
+              f"superseded by {out.winner.relpath}, delivered later")
+             for f in out.older if f.relpath not in kept]
+    con.executemany("DELETE FROM load_log WHERE snapshot_date = ? AND source_file = ?",
+                    [(r[0], r[1]) for r in rows])
+    con.executemany("INSERT INTO load_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                    rows)
+    con.execute("DELETE FROM delivery_state WHERE snapshot_date = ? AND province_code = ?",
+                [day, out.province])
+    con.execute("INSERT INTO delivery_state VALUES (?, ?, ?, now()::TIMESTAMP)",
+                [day, out.province, fingerprint([out.winner, *out.older])])
+
+
+def ingest_snapshot(con, day: dt.date, deliveries: dict[str, list[LandedFile]],
+                    pads: tuple[bytes, bytes]) -> list[Outcome]:
+    """Ingest the given deliveries of one snapshot date in one transaction."""
+    outcomes = _read_batch(con, day, deliveries)
+    counts = _validate(con)
+    for out in outcomes:
+        if not out.rejected:
+            out.rows_loaded, out.rows_quarantined = counts.get(out.province, (0, 0))
     con.begin()
     try:
-        kept = []
-        if rejected is None:
-            loaded, quarantined = _replace_rows(con, params, pads)
-            con.execute(f"DELETE FROM load_log WHERE {_PARTITION}", where)
-            outcome = Outcome(key, winner.relpath, "loaded", rows_read, loaded, quarantined)
-        else:
-            kept = [r[0] for r in con.execute(
-                f"SELECT source_file FROM load_log WHERE {_PARTITION} AND status = 'loaded'",
-                where).fetchall()]
-            message = rejected.message
-            if kept:
-                message += f"; the earlier delivery {', '.join(kept)} stays in force"
-            else:
-                con.execute(f"DELETE FROM load_log WHERE {_PARTITION}", where)
-            outcome = Outcome(key, winner.relpath, "rejected", rows_read, message=message)
-        _log(con, day, province, winner, sha, outcome.rows_read, outcome.rows_loaded,
-             outcome.rows_rejected, outcome.status, outcome.message)
-        for f in older:
-            if f.relpath not in kept:
-                _log(con, day, province, f, f.sha256(), None, 0, 0, "superseded",
-                     f"superseded by {winner.relpath}, delivered later")
-        con.execute(f"DELETE FROM delivery_state WHERE {_PARTITION}", where)
-        con.execute("INSERT INTO delivery_state VALUES (?, ?, ?, now()::TIMESTAMP)",
-                    [day, province, fingerprint(files)])
+        _replace(con, day, [o.province for o in outcomes if not o.rejected], pads)
+        for out in outcomes:
+            _log(con, day, out, _keep_earlier(con, day, out) if out.rejected else [])
         con.commit()
     except BaseException:
         con.rollback()
         raise
-    return outcome
+    return outcomes
 
 
 def pending(con, deliveries: dict) -> list[tuple[dt.date, str]]:
     """Deliveries whose files changed since they were last processed."""
-    seen = dict(((d, p), fp) for d, p, fp in con.execute(
-        "SELECT snapshot_date, province_code, fingerprint FROM delivery_state").fetchall())
+    seen = {(d, p): fp for d, p, fp in con.execute(
+        "SELECT snapshot_date, province_code, fingerprint FROM delivery_state").fetchall()}
     return sorted(k for k, files in deliveries.items() if seen.get(k) != fingerprint(files))
 
 
@@ -146,23 +169,25 @@ def enrollment_rows(context: dg.AssetExecutionContext, warehouse: Warehouse,
     outcomes: list[Outcome] = []
     with warehouse.connect() as con:
         todo = set(pending(con, deliveries))
+        by_day: dict[dt.date, dict[str, list[LandedFile]]] = {}
         for key in context.partition_keys:
             day, province = delivery_key(key)
-            if (day, province) not in todo:
-                continue
-            outcome = load_delivery(con, day, province, deliveries[(day, province)], pads)
-            outcomes.append(outcome)
-            log = context.log.info if outcome.status == "loaded" else context.log.warning
-            log(f"{outcome.file}: {outcome.status}, {outcome.rows_loaded:,} rows loaded, "
-                f"{outcome.rows_rejected:,} quarantined"
-                + (f" — {outcome.message}" if outcome.message else ""))
+            if (day, province) in todo:
+                by_day.setdefault(day, {})[province] = deliveries[(day, province)]
+        for day, batch in sorted(by_day.items()):
+            for out in ingest_snapshot(con, day, batch, pads):
+                outcomes.append(out)
+                log = context.log.warning if out.rejected else context.log.info
+                log(f"{out.winner.relpath}: {out.status}, {out.rows_loaded:,} rows loaded, "
+                    f"{out.rows_quarantined:,} quarantined"
+                    + (f" — {out.rejected}" if out.rejected else ""))
         days = sorted({delivery_key(k)[0] for k in context.partition_keys})
         total = con.execute("SELECT count(*) FROM enrollment_rows WHERE snapshot_date IN "
                             "(SELECT unnest(?))", [days]).fetchone()[0]
     return dg.MaterializeResult(metadata={
         "dagster/row_count": total,
         "deliveries_processed": len(outcomes),
-        "files_rejected": sum(o.status == "rejected" for o in outcomes),
+        "files_rejected": sum(bool(o.rejected) for o in outcomes),
         "rows_loaded": sum(o.rows_loaded for o in outcomes),
-        "rows_quarantined": sum(o.rows_rejected for o in outcomes),
+        "rows_quarantined": sum(o.rows_quarantined for o in outcomes),
     })

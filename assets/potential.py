@@ -26,7 +26,7 @@ def _load_set(con, day, files) -> tuple[str, int, str | None]:
             rows += read_into(con, f.path, schema.TEXT_COLUMNS,
                               required_columns(schema.ROW_SCHEMA))
             con.execute("INSERT INTO potential_raw SELECT ?, row_number, tingkat, kode_wilayah, "
-                        "potensi, sumber FROM raw_input", [f.relpath])
+                        "potensi, sumber FROM raw_file", [f.relpath])
         except FileRejected as exc:
             problems.append(f"{f.relpath}: {exc.message}")
     con.execute("CREATE OR REPLACE TEMP VIEW raw_input AS SELECT * FROM potential_raw")

@@ -1,6 +1,6 @@
 """Reading delivered files into DuckDB as text, whatever their format.
 
-Every reader leaves the temp table ``raw_input`` on the connection with the schema's text columns
+Every reader leaves the temp view ``raw_file`` on the connection with the schema's text columns
 (absent optional ones NULL), ``nik_is_number`` and a 1-based ``row_number`` in file order.
 Identifiers are never parsed as numbers: CSV is read with every column VARCHAR and no sniffing;
 spreadsheet and Parquet cells that arrive as numbers keep that fact (a NIK that was a number is
@@ -181,13 +181,13 @@ READERS = {".csv": _read_csv, ".xlsx": _read_xlsx, ".parquet": _read_parquet}
 
 def read_into(con: duckdb.DuckDBPyConnection, path: Path, columns: tuple[str, ...],
               required: list[str]) -> int:
-    """Load ``path`` as ``raw_input`` (text columns + row_number); return the data row count."""
+    """Load ``path`` as ``raw_file`` (text columns + row_number); return the data row count."""
     if path.stat().st_size == 0:
         raise FileRejected("file is empty (0 bytes)")
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise FileRejected(f"unsupported file type {path.suffix!r} (CSV, XLSX or Parquet)")
     reader(con, path, columns, required)
-    con.execute("CREATE OR REPLACE TEMP VIEW raw_input AS "
+    con.execute("CREATE OR REPLACE TEMP VIEW raw_file AS "
                 "SELECT rowid + 1 AS row_number, * FROM raw_table")
     return con.execute("SELECT count(*) FROM raw_table").fetchone()[0]

@@ -69,7 +69,7 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
                 err = err.cause
             lines.append(f"{event.step_key}: {(err.message if err else 'failed').strip()}")
     for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed:
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
             lines.append(f"check {evaluation.asset_key.to_user_string()}:"
                          f"{evaluation.check_name} failed")
     return "; ".join(lines) or "the run failed"
@@ -96,7 +96,8 @@ class Runner:
             run_config={"loggers": {"progress": {}}})
         self.summary.stages[stage] = round(time.perf_counter() - started, 3)
         failed = not result.success or any(
-            not e.passed for e in result.get_asset_check_evaluations())
+            not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+            for e in result.get_asset_check_evaluations())
         if failed:
             raise StepFailed(f"{stage}: {_failure(result)}")
 

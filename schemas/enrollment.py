@@ -60,11 +60,13 @@ TEXT_COLUMNS = (
     "tgl_kepesertaan", "bulan_iuran_terakhir",
 )
 
-# The relation ``raw_input`` has TEXT_COLUMNS (absent optional ones as NULL), ``nik_is_number``
-# and ``row_number``. Parameters: $snapshot_date, $file_province, $vintage.
+# The relation ``raw_input`` has one row per delivered row: TEXT_COLUMNS (absent optional ones
+# NULL), ``nik_is_number``, ``row_number`` and the delivery's context: ``snapshot_date``,
+# ``file_province``, ``source_file`` and the reference ``vintage`` in force on the snapshot date.
 PREPARE_SQL = f"""
 WITH cleaned AS (
-    SELECT row_number, coalesce(nik_is_number, false) AS nik_is_number,
+    SELECT snapshot_date, file_province, source_file, vintage, row_number,
+           coalesce(nik_is_number, false) AS nik_is_number,
            {", ".join(f"clean({c}) AS {c}" for c in TEXT_COLUMNS)}
     FROM raw_input
 ), derived AS (
@@ -72,15 +74,13 @@ WITH cleaned AS (
            tier_code(tingkat) AS tier,
            kode_dotted(kode_wilayah) AS kode,
            parse_date(tgl_kepesertaan) AS tgl,
-           parse_month(bulan_iuran_terakhir) AS paid_month,
-           CAST($snapshot_date AS DATE) AS snapshot_date,
-           CAST($file_province AS VARCHAR) AS file_province
+           parse_month(bulan_iuran_terakhir) AS paid_month
     FROM cleaned
 )
 SELECT derived.*, r.level AS ref_level, r.province_code AS ref_province,
        r.regency_code AS ref_regency
 FROM derived
-LEFT JOIN ref_region AS r ON r.vintage = $vintage AND r.kode = derived.kode
+LEFT JOIN ref_region AS r ON r.vintage = derived.vintage AND r.kode = derived.kode
 """
 
 _NIK16 = "regexp_full_match(coalesce(nik, ''), '[0-9]{16}')"

@@ -70,7 +70,7 @@ def rule(code: str, sql: str, message: str, column: str | None = None) -> pa.Che
     return pa.Check(
         evaluate,
         name=code,
-        error=message,
+        description=message,
         ignore_na=False,
         statistics={"sql": sql, "column": column, "message": message},
     )

@@ -57,7 +57,9 @@ class Table:
 
 
 NON_NEGATIVE = (pa.Check.ge(0, error="must be >= 0"),)
-PCT = (pa.Check.in_range(0, 100, error="penetration outside [0, 100]"),)
+# Above 100 % is possible (more active than the potential says) and is flagged, not blocked.
+PCT = (pa.Check.ge(0, error="penetration below 0"),
+       pa.Check.le(100, error="penetration above 100 % (flagged)", raise_warning=True))
 TIER = (pa.Check.isin(["KL", "PROV", "KABKOTA", "KEC", "DESA", "RTRW"]),)
 
 
