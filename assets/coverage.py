@@ -56,6 +56,7 @@ counts AS (
     FROM e WHERE region_regency IS NOT NULL GROUP BY ALL
 ),
 pot AS (SELECT tier, region_level, region_code, potensi FROM potential
+        JOIN ref_region r ON r.vintage = $vintage AND r.kode = potential.region_code
         WHERE valid_from = {_SET} AND region_level IN ('province', 'regency'))
 SELECT $day, tier, t.tier_label, region_level, region_code, r.nama,
        CASE region_level WHEN 'regency' THEN substr(region_code, 1, 2) END,

@@ -48,30 +48,47 @@ class Outcome:
 
 
 def _read_batch(con, day: dt.date, deliveries: dict[str, list[LandedFile]]) -> list[Outcome]:
-    """Read every delivery's winning file of ``day`` into the temp table ``raw_batch``."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE raw_batch (snapshot_date DATE, "
-                f"file_province VARCHAR, source_file VARCHAR, vintage VARCHAR, row_number BIGINT, "
-                f"nik_is_number BOOLEAN, {', '.join(f'{c} VARCHAR' for c in schema.TEXT_COLUMNS)})")
+    """Read every delivery's winning file of ``day`` into its own temp table ``raw_<i>`` and
+    expose them together, with each file's context, as the view ``raw_input``."""
+    con.execute("CREATE OR REPLACE TEMP TABLE batch_files (file_id INTEGER, snapshot_date DATE, "
+                "file_province VARCHAR, source_file VARCHAR, vintage VARCHAR)")
     vintage = vintage_for(day).vintage
-    outcomes = []
-    for province, files in sorted(deliveries.items()):
+    in_force = {r[0] for r in con.execute(
+        "SELECT kode FROM ref_region WHERE vintage = ? AND level = 'province'", [vintage]
+    ).fetchall()}
+    outcomes, parts = [], []
+    for i, (province, files) in enumerate(sorted(deliveries.items())):
         out = Outcome(province, files[0], files[1:])
         try:
+            if province not in in_force:
+                raise FileRejected(f"province {province} does not exist in the Kemendagri "
+                                   f"vintage {vintage} in force on {day}")
             out.rows_read = read_into(con, out.winner.path, schema.TEXT_COLUMNS,
-                                      required_columns(schema.ROW_SCHEMA))
-            con.execute(f"INSERT INTO raw_batch SELECT ?, ?, ?, ?, row_number, nik_is_number, "
-                        f"{TEXT} FROM raw_file", [day, province, out.winner.relpath, vintage])
+                                      required_columns(schema.ROW_SCHEMA), table=f"raw_{i}")
+            con.execute("INSERT INTO batch_files VALUES (?, ?, ?, ?, ?)",
+                        [i, day, province, out.winner.relpath, vintage])
+            parts.append(f"SELECT {i} AS file_id, rowid + 1 AS row_number, nik_is_number, "
+                         f"{TEXT} FROM raw_{i}")
         except FileRejected as exc:
             out.rows_read, out.rejected = exc.rows_read, exc.message
         outcomes.append(out)
+    if not parts:  # nothing readable: an empty relation of the same shape
+        parts.append(f"SELECT NULL::INTEGER AS file_id, NULL::BIGINT AS row_number, "
+                     f"NULL::BOOLEAN AS nik_is_number, "
+                     f"{', '.join(f'NULL::VARCHAR AS {c}' for c in schema.TEXT_COLUMNS)} LIMIT 0")
+    con.execute("CREATE OR REPLACE TEMP VIEW raw_input AS SELECT f.snapshot_date, "
+                "f.file_province, f.source_file, f.vintage, r.* EXCLUDE (file_id) FROM ("
+                + " UNION ALL ".join(parts) + ") AS r JOIN batch_files AS f USING (file_id)")
     return outcomes
 
 
 def _validate(con) -> dict[str, tuple[int, int]]:
     """Stage every row with the codes of every rule it breaks; (valid, invalid) per province."""
-    con.execute("CREATE OR REPLACE TEMP VIEW raw_input AS SELECT * FROM raw_batch")
     con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, {REASONS} AS reasons "
                 f"FROM ({schema.PREPARE_SQL})")
+    for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
+                               "regexp_full_match(table_name, 'raw_[0-9]+')").fetchall():
+        con.execute(f"DROP TABLE {name}")
     return {p: (ok, bad) for p, ok, bad in con.execute(
         "SELECT file_province, count(*) FILTER (len(reasons) = 0), "
         "count(*) FILTER (len(reasons) > 0) FROM staged GROUP BY 1").fetchall()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from pathlib import Path
 
 import duckdb
@@ -35,10 +36,17 @@ def _normalise(name: object) -> str:
     return str(name if name is not None else "").strip(_STRIP).lower()
 
 
+# DuckDB's CSV errors quote the offending line ("Original Line: ..."), which may hold a NIK or
+# a name: only these lines of an error may reach load_log, logs or the terminal.
+_SAFE_ERROR_LINES = re.compile(
+    r"^(.*Error: CSV Error on Line: \d+.*|Expected Number of Columns: \d+ Found: \d+|"
+    r"Invalid unicode .*|Value with unterminated quote.*|The CSV Parser state machine .*)$")
+
+
 def _duckdb_message(exc: Exception) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    keep = [ln for ln in lines[:3] if not ln.startswith("Possible Solution")]
-    return " ".join(keep)[:400]
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    safe = [ln for ln in lines if _SAFE_ERROR_LINES.match(ln)]
+    return " ".join(safe)[:300] or lines[0].split(":")[0]
 
 
 def _positions(header: list[str], columns: tuple[str, ...], required: list[str],
@@ -68,7 +76,7 @@ def _csv_header(path: Path) -> tuple[list[str], str]:
     return header, delim
 
 
-def _read_csv(con, path: Path, columns, required) -> None:
+def _read_csv(con, path: Path, columns, required, table: str) -> None:
     header, delim = _csv_header(path)
     struct = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(max(len(header), 1))) + "}"
     source = (f"read_csv(?, columns={struct}, header=true, auto_detect=false, delim=?, "
@@ -86,7 +94,7 @@ def _read_csv(con, path: Path, columns, required) -> None:
         for c in columns
     )
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_table AS SELECT {select}, "
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select}, "
                     f"false AS nik_is_number FROM {source}", [str(path), delim])
     except duckdb.Error as exc:
         raise FileRejected(f"unreadable CSV: {_duckdb_message(exc)}") from None
@@ -109,7 +117,7 @@ def _cell_text(value) -> tuple[str | None, bool]:
     return str(value), False
 
 
-def _read_xlsx(con, path: Path, columns, required) -> None:
+def _read_xlsx(con, path: Path, columns, required, table: str) -> None:
     import python_calamine
 
     try:
@@ -135,10 +143,10 @@ def _read_xlsx(con, path: Path, columns, required) -> None:
                 nik_number[n] = True
         arrays[c] = pa.array(texts, pa.string())
     arrays["nik_is_number"] = pa.array(nik_number, pa.bool_())
-    _table_from_arrow(con, pa.table(arrays))
+    _table_from_arrow(con, pa.table(arrays), table)
 
 
-def _read_parquet(con, path: Path, columns, required) -> None:
+def _read_parquet(con, path: Path, columns, required, table: str) -> None:
     try:
         described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
     except duckdb.Error as exc:
@@ -161,17 +169,17 @@ def _read_parquet(con, path: Path, columns, required) -> None:
     nik_numeric = "nik" in pos and types[pos["nik"]] not in ("VARCHAR", "BLOB")
     number_flag = f"#{pos['nik'] + 1} IS NOT NULL" if nik_numeric else "false"
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_table AS SELECT "
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT "
                     f"{', '.join(text(c) for c in columns)}, {number_flag} AS nik_is_number "
                     "FROM read_parquet(?)", [str(path)])
     except duckdb.Error as exc:
         raise FileRejected(f"unreadable Parquet: {_duckdb_message(exc)}") from None
 
 
-def _table_from_arrow(con, table: pa.Table) -> None:
-    con.register("arrow_input", table)
+def _table_from_arrow(con, data: pa.Table, table: str) -> None:
+    con.register("arrow_input", data)
     try:
-        con.execute("CREATE OR REPLACE TEMP TABLE raw_table AS SELECT * FROM arrow_input")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM arrow_input")
     finally:
         con.unregister("arrow_input")
 
@@ -180,14 +188,17 @@ READERS = {".csv": _read_csv, ".xlsx": _read_xlsx, ".parquet": _read_parquet}
 
 
 def read_into(con: duckdb.DuckDBPyConnection, path: Path, columns: tuple[str, ...],
-              required: list[str]) -> int:
-    """Load ``path`` as ``raw_file`` (text columns + row_number); return the data row count."""
+              required: list[str], table: str = "raw_table") -> int:
+    """Load ``path`` into the temp table ``table`` (text columns and ``nik_is_number``, in file
+    order: ``rowid + 1`` is the data row number) and the view ``raw_file`` over it (with
+    ``row_number``); return the data row count. ``table`` is an identifier chosen by the
+    caller, never derived from the file name."""
     if path.stat().st_size == 0:
         raise FileRejected("file is empty (0 bytes)")
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise FileRejected(f"unsupported file type {path.suffix!r} (CSV, XLSX or Parquet)")
-    reader(con, path, columns, required)
-    con.execute("CREATE OR REPLACE TEMP VIEW raw_file AS "
-                "SELECT rowid + 1 AS row_number, * FROM raw_table")
-    return con.execute("SELECT count(*) FROM raw_table").fetchone()[0]
+    reader(con, path, columns, required, table)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_file AS "
+                f"SELECT rowid + 1 AS row_number, * FROM {table}")
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

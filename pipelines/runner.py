@@ -19,8 +19,8 @@ import dagster as dg
 
 from pipelines.definitions import build_definitions
 from pipelines.instance import get_instance
-from pipelines.landing import scan_enrollment
-from pipelines.partitions import SNAPSHOTS
+from pipelines.landing import scan_enrollment, scan_potential
+from pipelines.partitions import PROVINCES, SNAPSHOTS
 from pipelines.resources import Settings, Warehouse
 
 from assets.ingest import pending
@@ -51,11 +51,12 @@ def progress_logger(_init_context):
 
     log = logging.getLogger("cakupan.progress")
     log.setLevel(logging.INFO)
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("    %(message)s"))
-        handler.addFilter(OwnMessages())
-        log.addHandler(handler)
+    for old in list(log.handlers):  # a new run may have a new stderr (tests, notebooks)
+        log.removeHandler(old)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("    %(message)s"))
+    handler.addFilter(OwnMessages())
+    log.addHandler(handler)
     log.propagate = False
     return log
 
@@ -136,8 +137,8 @@ class Runner:
         ingest_days = self._date_range({d for d, _ in todo})
         if ingest_days:
             self._execute(f"ingest ({len(todo)} deliveries)", "ingest_job",
-                          [f"{ingest_days[0]}|{min(self._provinces())}",
-                           f"{ingest_days[-1]}|{max(self._provinces())}"])
+                          [f"{ingest_days[0]}|{PROVINCES.get_partition_keys()[0]}",
+                           f"{ingest_days[-1]}|{PROVINCES.get_partition_keys()[-1]}"])
         regrace = any(not ok for (ok,) in grace_before)
         recount = set(days) if regrace else changed_days
         self._execute("enrollment (load log, dedupe)", "enrollment_job",
@@ -155,9 +156,8 @@ class Runner:
             s.rejected = [(src, msg) for src, msg in con.execute(
                 "SELECT source_file, message FROM load_log WHERE status = 'rejected' "
                 "ORDER BY snapshot_date, source_file").fetchall() if src in present]
+            sets = {str(day) for day in scan_potential(self.settings.landing_path)}
+            s.rejected += [(f"potential/{day}/", msg) for day, msg in con.execute(
+                "SELECT CAST(valid_from AS VARCHAR), message FROM potential_set "
+                "WHERE status = 'rejected' ORDER BY valid_from").fetchall() if day in sets]
         return s
-
-    @staticmethod
-    def _provinces() -> list[str]:
-        from pipelines.partitions import PROVINCES
-        return PROVINCES.get_partition_keys()

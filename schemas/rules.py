@@ -23,14 +23,15 @@ UNICODE_WHITESPACE = [
     0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
     0x2028, 0x2029, 0x202F, 0x205F, 0x3000, 0xFEFF,
 ]
-WHITESPACE_SQL = "(" + " || ".join(f"chr({c})" for c in UNICODE_WHITESPACE) + ")"
+# RE2 character class of them (trim() with a character list is ~8x slower than a regex here)
+WS_CLASS = "[" + "".join(f"\\x{{{c:X}}}" for c in UNICODE_WHITESPACE) + "]"
 
 # Macros every warehouse connection defines before running contract SQL (pure functions).
 MACROS = {
     # trimmed text, or NULL when empty, whitespace only or the word null
-    "clean": f"CASE WHEN lower(trim(x, {WHITESPACE_SQL})) IN ('', 'null') THEN NULL "
-             f"ELSE trim(x, {WHITESPACE_SQL}) END",
-    "squeeze": f"upper(translate(x, {WHITESPACE_SQL}, ''))",
+    "clean": f"CASE WHEN regexp_matches(x, '^{WS_CLASS}*(?i:null)?{WS_CLASS}*$') THEN NULL "
+             f"ELSE regexp_replace(x, '^{WS_CLASS}+|{WS_CLASS}+$', '', 'g') END",
+    "squeeze": f"upper(regexp_replace(x, '{WS_CLASS}', '', 'g'))",
     "months": "12 * year(x) + month(x)",
     # zero-padded YYYY-MM-DD or DD/MM/YYYY that exists on the calendar, else NULL
     "parse_date": (
