@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandera.pandas as pa
 
 from schemas.reference import provinces_in_any_vintage
-from schemas.rules import rule
+from schemas.rules import clean_sql, rule
 
 # tier code -> (label, level its kode_wilayah must have, accepted spellings after squeezing
 # out whitespace and upper-casing). KL may carry any existing code of its province, or none.
@@ -65,10 +65,8 @@ TEXT_COLUMNS = (
 # ``file_province``, ``source_file`` and the reference ``vintage`` in force on the snapshot date.
 PREPARE_SQL = f"""
 WITH cleaned AS (
-    SELECT snapshot_date, file_province, source_file, vintage, row_number,
-           coalesce(nik_is_number, false) AS nik_is_number,
-           {", ".join(f"clean({c}) AS {c}" for c in TEXT_COLUMNS)}
-    FROM raw_input
+    {clean_sql(TEXT_COLUMNS, "raw_input", "snapshot_date, file_province, source_file, vintage, "
+               "row_number, coalesce(nik_is_number, false) AS nik_is_number")}
 ), derived AS (
     SELECT cleaned.*,
            tier_code(tingkat) AS tier,

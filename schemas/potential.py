@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import pandera.pandas as pa
 
-from schemas.rules import rule
+from schemas.rules import clean_sql, rule
 
 TEXT_COLUMNS = ("tingkat", "kode_wilayah", "potensi", "sumber")
 
 # ``raw_input``: TEXT_COLUMNS, ``source_file``, ``row_number``. Parameter: $vintage.
 PREPARE_SQL = f"""
 WITH cleaned AS (
-    SELECT source_file, row_number, {", ".join(f"clean({c}) AS {c}" for c in TEXT_COLUMNS)}
-    FROM raw_input
+    {clean_sql(TEXT_COLUMNS, "raw_input", "source_file, row_number")}
 ), derived AS (
     SELECT cleaned.*, tier_code(tingkat) AS tier, kode_dotted(kode_wilayah) AS kode,
            TRY_CAST(potensi AS BIGINT) AS potensi_value
