@@ -22,19 +22,22 @@ $(DUCKDB11)/.installed:
 
 install: $(STAMP)
 
+# Without CAKUPAN_HMAC_KEY, the demo uses a local key in data/demo-hmac.key (0600, git-ignored).
+KEY = CAKUPAN_HMAC_KEY="$${CAKUPAN_HMAC_KEY:-$$($(BIN)/cakupan demo-key)}"
+
 run: install
 	@test -f $(LANDING)/demo_manifest.json || $(BIN)/cakupan demo --out $(LANDING) --scale $(SCALE)
-	$(BIN)/cakupan run --landing $(LANDING)
+	@$(KEY) $(BIN)/cakupan run --landing $(LANDING)
 
 test: install $(DUCKDB11)/.installed
 	CAKUPAN_DUCKDB11_PYTHON=$(abspath $(DUCKDB11))/bin/python $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 dev: install
 	@test -f $(LANDING)/demo_manifest.json || $(BIN)/cakupan demo --out $(LANDING) --scale $(SCALE)
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(abspath data/dagster)} $(BIN)/cakupan dev
+	@$(KEY) CAKUPAN_LANDING=$(LANDING) $(BIN)/cakupan dev
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf data/warehouse data/serving data/dagster

@@ -10,6 +10,7 @@ A file rejected whole changes nothing already loaded: if an earlier delivery of 
 snapshot and province was loaded, its rows stay in force and the message says so.
 """
 import datetime as dt
+import time
 from dataclasses import dataclass
 
 import dagster as dg
@@ -144,10 +145,13 @@ def _log(con, day: dt.date, out: Outcome, kept: list[str]) -> None:
 
 
 def ingest_snapshot(con, day: dt.date, deliveries: dict[str, list[LandedFile]],
-                    pads: tuple[bytes, bytes]) -> list[Outcome]:
+                    pads: tuple[bytes, bytes], log=lambda message: None) -> list[Outcome]:
     """Ingest the given deliveries of one snapshot date in one transaction."""
+    clock = time.perf_counter()
     outcomes = _read_batch(con, day, deliveries)
+    timings = {"read": time.perf_counter() - clock}
     counts = _validate(con)
+    timings["validate"] = time.perf_counter() - clock - timings["read"]
     for out in outcomes:
         if not out.rejected:
             out.rows_loaded, out.rows_quarantined = counts.get(out.province, (0, 0))
@@ -160,6 +164,9 @@ def ingest_snapshot(con, day: dt.date, deliveries: dict[str, list[LandedFile]],
     except BaseException:
         con.rollback()
         raise
+    timings["load"] = time.perf_counter() - clock - sum(timings.values())
+    log(f"snapshot {day}: {sum(o.rows_read or 0 for o in outcomes):,} rows in "
+        f"{len(outcomes)} deliveries; " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     return outcomes
 
 
@@ -192,7 +199,7 @@ def enrollment_rows(context: dg.AssetExecutionContext, warehouse: Warehouse,
             if (day, province) in todo:
                 by_day.setdefault(day, {})[province] = deliveries[(day, province)]
         for day, batch in sorted(by_day.items()):
-            for out in ingest_snapshot(con, day, batch, pads):
+            for out in ingest_snapshot(con, day, batch, pads, context.log.info):
                 outcomes.append(out)
                 log = context.log.warning if out.rejected else context.log.info
                 log(f"{out.winner.relpath}: {out.status}, {out.rows_loaded:,} rows loaded, "

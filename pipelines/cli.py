@@ -34,13 +34,26 @@ def cmd_demo(args) -> int:
                                 progress=lambda msg: print(f"  {msg}", file=sys.stderr))
     print(f"demo landing zone written to {out} in {time.perf_counter() - started:.1f} s "
           f"(scale {args.scale}, {len(manifest['snapshots'])} snapshots)")
-    if not os.environ.get("CAKUPAN_HMAC_KEY") and not DEMO_KEY_FILE.exists():
+    if not os.environ.get("CAKUPAN_HMAC_KEY"):
+        demo_key()
+    return EXIT_OK
+
+
+def demo_key() -> str:
+    """The demo's local HMAC key, created (mode 0600, git-ignored) on first use."""
+    if not DEMO_KEY_FILE.exists():
         DEMO_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(DEMO_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
         print(f"created a local HMAC key for the demo in {DEMO_KEY_FILE} (mode 0600, not in "
-              "version control). For real extracts set CAKUPAN_HMAC_KEY from your secret store.")
+              "version control). For real extracts set CAKUPAN_HMAC_KEY from your secret store.",
+              file=sys.stderr)
+    return DEMO_KEY_FILE.read_text().strip()
+
+
+def cmd_demo_key(args) -> int:
+    print(demo_key())
     return EXIT_OK
 
 
@@ -137,6 +150,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--snapshots", type=int, default=6, help="monthly snapshots")
     demo.add_argument("--seed", type=int, default=20211115)
     demo.set_defaults(func=cmd_demo)
+    key = sub.add_parser("demo-key", help="print the demo's local HMAC key (creating it)")
+    key.set_defaults(func=cmd_demo_key)
     run = sub.add_parser("run", help="materialize every pending partition and publish")
     run.add_argument("--landing")
     run.add_argument("--warehouse")
