@@ -205,6 +205,15 @@ def T(x: str) -> str:
     return f"(CASE WHEN contains($ws, {x}[1]) OR contains($ws, {x}[-1]) THEN trim({x}, $ws) ELSE {x} END)"
 
 
+# tier label (lower-cased, whitespace removed as `tl`) -> tier code, for enrollment and potential
+TIER_CASE = ("CASE WHEN tl IN ('kl', 'kementerian/lembaga', 'k/l') THEN 'KL' "
+             "WHEN tl IN ('prov', 'provinsi') THEN 'PROV' "
+             "WHEN tl IN ('kabkota', 'kabupaten/kota', 'kab/kota', 'kabupaten', 'kota') "
+             "THEN 'KABKOTA' "
+             "WHEN tl IN ('kec', 'kecamatan') THEN 'KEC' "
+             "WHEN tl IN ('desa', 'kelurahan/desa', 'kelurahan') THEN 'DESA' "
+             "WHEN tl IN ('rtrw', 'rt/rw', 'rt', 'rw') THEN 'RTRW' END")
+
 VALIDATE_SQL = r"""
 a AS (
     SELECT s.file_id, f.snap, f.snap_m, f.prov, f.vintage,
@@ -223,12 +232,7 @@ a AS (
     FROM a
 ), b AS (
     SELECT a2.*,
-        CASE WHEN tl IN ('kl', 'kementerian/lembaga', 'k/l') THEN 'KL'
-             WHEN tl IN ('prov', 'provinsi') THEN 'PROV'
-             WHEN tl IN ('kabkota', 'kabupaten/kota', 'kab/kota', 'kabupaten', 'kota') THEN 'KABKOTA'
-             WHEN tl IN ('kec', 'kecamatan') THEN 'KEC'
-             WHEN tl IN ('desa', 'kelurahan/desa', 'kelurahan') THEN 'DESA'
-             WHEN tl IN ('rtrw', 'rt/rw', 'rt', 'rw') THEN 'RTRW' END AS tier,
+        @TIER@ AS tier,
         CASE WHEN regexp_full_match(kode, '[0-9]{2}(\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4})?)?)?') THEN kode
              WHEN regexp_full_match(kode, '[0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{10}')
                   THEN concat_ws('.', substr(kode, 1, 2), nullif(substr(kode, 3, 2), ''),
@@ -281,7 +285,7 @@ SELECT file_id, ok,
        CASE WHEN ok THEN bm END
 FROM c
 """
-VALIDATE_SQL = re.sub(r"@T\((.*?)\)@", lambda m: T(m.group(1)), VALIDATE_SQL)
+VALIDATE_SQL = re.sub(r"@T\((.*?)\)@", lambda m: T(m.group(1)), VALIDATE_SQL).replace("@TIER@", TIER_CASE)
 
 
 class Reference:
@@ -646,12 +650,7 @@ class Reference:
                 FROM potential_raw
             ), b AS (
                 SELECT set_date,
-                    CASE WHEN tl IN ('kl', 'kementerian/lembaga', 'k/l') THEN 'KL'
-                         WHEN tl IN ('prov', 'provinsi') THEN 'PROV'
-                         WHEN tl IN ('kabkota', 'kabupaten/kota', 'kab/kota', 'kabupaten', 'kota') THEN 'KABKOTA'
-                         WHEN tl IN ('kec', 'kecamatan') THEN 'KEC'
-                         WHEN tl IN ('desa', 'kelurahan/desa', 'kelurahan') THEN 'DESA'
-                         WHEN tl IN ('rtrw', 'rt/rw', 'rt', 'rw') THEN 'RTRW' END AS tier,
+                    @TIER@ AS tier,
                     CASE WHEN kode IS NULL THEN ''
                          WHEN regexp_full_match(kode, '[0-9]{2}(\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4})?)?)?') THEN kode
                          WHEN regexp_full_match(kode, '[0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{10}')
@@ -662,7 +661,7 @@ class Reference:
                 FROM a
             )
             SELECT * FROM b WHERE tier IS NOT NULL AND potensi IS NOT NULL
-            """,
+            """.replace("@TIER@", TIER_CASE),
             {"ws": WS, "wsre": WS_RE},
         )
         dup = {r[0] for r in con.execute(
