@@ -8,7 +8,7 @@ DUCKDB11 := .venv-duckdb11
 SCALE  ?= 0.02
 LANDING ?= data/landing
 
-.PHONY: install run test dev bench clean
+.PHONY: install run test dev daemon prod-home browser bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,12 +29,31 @@ run: install
 	@test -f $(LANDING)/demo_manifest.json || $(BIN)/cakupan demo --out $(LANDING) --scale $(SCALE)
 	@$(KEY) $(BIN)/cakupan run --landing $(LANDING)
 
-test: install $(DUCKDB11)/.installed
+# The browser test (tests/test_ui.py) drives Debian's Chromium; CI runs as root and installs it.
+# Nothing downloads a browser at run time (no `playwright install`).
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	fi
+
+test: install $(DUCKDB11)/.installed browser
 	CAKUPAN_DUCKDB11_PYTHON=$(abspath $(DUCKDB11))/bin/python $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 dev: install
 	@test -f $(LANDING)/demo_manifest.json || $(BIN)/cakupan demo --out $(LANDING) --scale $(SCALE)
 	@$(KEY) CAKUPAN_LANDING=$(LANDING) $(BIN)/cakupan dev
+
+# The daemon runs sensors, schedules, the run queue and run monitoring. With
+# CAKUPAN_PROFILE=production it uses deploy/dagster.yaml (see docs/operations.md); an exported
+# CAKUPAN_LANDING wins over LANDING.
+daemon: install
+	@$(KEY) CAKUPAN_LANDING="$${CAKUPAN_LANDING:-$(LANDING)}" $(BIN)/cakupan daemon
+
+# A DAGSTER_HOME holding the production profile (PostgreSQL; CAKUPAN_PG_* in the environment).
+PROD_HOME ?= data/dagster-production
+prod-home: install
+	@CAKUPAN_PROFILE=production DAGSTER_HOME=$(PROD_HOME) $(BIN)/python -c \
+	  'from pipelines.instance import dagster_home; print(f"export DAGSTER_HOME={dagster_home()} CAKUPAN_PROFILE=production")'
 
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -10,7 +10,7 @@ gives the person's status and region. Active: ``months(snapshot) - months(paid) 
 import dagster as dg
 
 from pipelines.partitions import BY_DATE, SNAPSHOTS, snapshot_key
-from pipelines.resources import Settings, Warehouse
+from pipelines.resources import WAREHOUSE_WRITER, Settings, Warehouse
 
 # arg_max over the tie-break key (a hash aggregate) rather than a window sort: same row, faster
 DEDUPE_SQL = """
@@ -36,7 +36,7 @@ def snapshot_asset(**kwargs):
     """The common shape of every per-snapshot stage: partitioned by snapshot date, one run for
     many snapshots, and a warehouse writer."""
     return dg.asset(partitions_def=SNAPSHOTS, backfill_policy=dg.BackfillPolicy.single_run(),
-                    pool="warehouse", kinds={"duckdb"}, **kwargs)
+                    **WAREHOUSE_WRITER, kinds={"duckdb"}, **kwargs)
 
 
 def replace_snapshot(con, table: str, day, sql: str, params: dict) -> int:

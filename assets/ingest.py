@@ -18,7 +18,7 @@ import dagster as dg
 from pipelines.extracts import FileRejected, read_into
 from pipelines.landing import LandedFile, fingerprint, scan_enrollment
 from pipelines.partitions import DELIVERIES, delivery_key
-from pipelines.resources import HMAC_SQL, Settings, Warehouse, hmac_pads
+from pipelines.resources import HMAC_SQL, WAREHOUSE_WRITER, Settings, Warehouse, hmac_pads
 from schemas import enrollment as schema
 from schemas.reference import vintage_for
 from schemas.rules import messages_sql, reasons_sql, required_columns
@@ -184,7 +184,7 @@ def pending(con, deliveries: dict) -> list[tuple[dt.date, str]]:
                 "load_log rows in the same transaction.",
     partitions_def=DELIVERIES,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="warehouse",
+    **WAREHOUSE_WRITER,
 )
 def enrollment_rows(context: dg.AssetExecutionContext, warehouse: Warehouse,
                     settings: Settings):

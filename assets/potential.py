@@ -4,7 +4,7 @@ import dagster as dg
 
 from pipelines.extracts import FileRejected, read_into
 from pipelines.landing import fingerprint, scan_potential
-from pipelines.resources import Settings, Warehouse
+from pipelines.resources import WAREHOUSE_WRITER, Settings, Warehouse
 from schemas import potential as schema
 from schemas.reference import vintage_for
 from schemas.rules import messages_sql, reasons_sql, required_columns
@@ -46,7 +46,7 @@ def _load_set(con, day, files) -> tuple[str, int, str | None]:
 
 
 @dg.asset(
-    kinds={"duckdb", "csv"}, group_name="inputs", pool="warehouse", deps=[region_reference],
+    kinds={"duckdb", "csv"}, group_name="inputs", **WAREHOUSE_WRITER, deps=[region_reference],
     description="Potential workers per tier (national and regional), one set per date; a set "
                 "applies to snapshots on or after its date until a newer set arrives.",
 )

@@ -12,14 +12,14 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines.resources import Settings, Warehouse
+from pipelines.resources import WAREHOUSE_WRITER, PermanentError, Settings, Warehouse
 from schemas.tables import SERVING_TABLES
 
 STORAGE_COMPATIBILITY = "v1.1.0"
 FORBIDDEN = {"nik", "nama", "nik_hmac", "nik_masked", "kpj"}
 
 
-class PublishError(RuntimeError):
+class PublishError(PermanentError):
     pass
 
 
@@ -88,7 +88,7 @@ def publish(warehouse: Warehouse, target: Path, suppress_k: int = 0) -> dict[str
 
 
 @dg.asset(
-    kinds={"duckdb"}, group_name="serving", pool="warehouse",
+    kinds={"duckdb"}, group_name="serving", **WAREHOUSE_WRITER,
     deps=[t.name for t in SERVING_TABLES],
     description="The serving DuckDB file for BI tools: aggregate tables only, readable by "
                 "DuckDB 1.1 clients, replaced atomically.",

@@ -4,21 +4,22 @@ import hashlib
 
 import dagster as dg
 
-from pipelines.resources import Warehouse
+from pipelines.resources import WAREHOUSE_WRITER, Warehouse
 from schemas.reference import LEVELS, REFERENCE_DIR, verify_checksums, vintages
 
 _LEVEL_SQL = "CASE tingkat " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in LEVELS.items()) + " END"
 
 
 @dg.asset(
-    kinds={"duckdb", "csv"}, group_name="reference", pool="warehouse",
+    kinds={"duckdb", "csv"}, group_name="reference", **WAREHOUSE_WRITER,
     code_version=hashlib.sha256((REFERENCE_DIR / "vintages.csv").read_bytes()).hexdigest()[:16],
     description="Kemendagri region codes, every vintage, with the date each is in force from.",
 )
 def region_reference(context: dg.AssetExecutionContext, warehouse: Warehouse):
     problems = verify_checksums()
     if problems:
-        raise dg.Failure("reference files do not match vintages.csv: " + "; ".join(problems))
+        raise dg.Failure("reference files do not match vintages.csv: " + "; ".join(problems),
+                         allow_retries=False)
     want = [(v.vintage, v.file_sha256) for v in vintages()]
     with warehouse.connect() as con:
         have = con.execute("SELECT vintage, file_sha256 FROM ref_vintage ORDER BY in_force_from")

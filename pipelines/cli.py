@@ -1,4 +1,4 @@
-"""The `cakupan` command line: demo, run, report, dev.
+"""The `cakupan` command line: demo, run, report, dev, daemon.
 
 Errors reach the user as one clear message (exit 1), never a traceback; set CAKUPAN_DEBUG=1
 to see the traceback as well.
@@ -134,6 +134,14 @@ def cmd_dev(args) -> int:
                           "-p", str(args.port), "-h", args.host])
 
 
+def cmd_daemon(args) -> int:
+    from pipelines.instance import dagster_home
+
+    dagster_home()  # CAKUPAN_PROFILE=production: deploy/dagster.yaml (PostgreSQL)
+    root = Path(__file__).resolve().parents[1]
+    os.execvp("dagster-daemon", ["dagster-daemon", "run", "-w", str(root / "workspace.yaml")])
+
+
 class UserError(RuntimeError):
     pass
 
@@ -166,6 +174,9 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--host", default="127.0.0.1")
     dev.set_defaults(func=cmd_dev)
+    daemon = sub.add_parser("daemon", help="run the Dagster daemon (sensors, schedules, run "
+                            "queue): dagster-daemon run -w workspace.yaml")
+    daemon.set_defaults(func=cmd_daemon)
     return p
 
 

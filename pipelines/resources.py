@@ -30,6 +30,27 @@ INTERNAL_DDL = [
 ]
 
 
+# Warehouse writers: DuckDB admits one writing process, so every asset that writes the warehouse
+# is serialised by the pool "warehouse" (limit 1) and retried with exponential backoff
+# (Dagster's delay x (2^n - 1): 2, 6, 14 s) when its step fails, e.g. on a transient "Could not
+# set lock on file" while another process (a `cakupan run` from a shell, a BI tool opened
+# read-write) holds the file for longer than the connection's own backoff (dagster-duckdb retries
+# duckdb.connect for about 100 s). Dagster has no Definitions-wide op retry policy for assets
+# (only `op_retry_policy` per asset job, which misses ad-hoc materializations from the UI), so
+# every writer's decorator takes ``**WAREHOUSE_WRITER`` and pipelines/definitions.py refuses to
+# build if a writer lacks it. Deterministic failures raise PermanentError: not retried.
+WAREHOUSE_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+WAREHOUSE_WRITER = {"pool": "warehouse", "retry_policy": WAREHOUSE_RETRY}
+
+
+class PermanentError(dg.Failure):
+    """A failure that another attempt cannot fix (missing key, bad serving tables): the retry
+    policy skips it (``allow_retries=False``) instead of waiting 22 s to fail the same way."""
+
+    def __init__(self, message: str):
+        super().__init__(description=message, allow_retries=False)
+
+
 class Warehouse(DuckDBResource):
     """The warehouse DuckDB file. Every write goes through :meth:`connect`.
 
@@ -76,7 +97,7 @@ class Settings(dg.ConfigurableResource):
         return Path(self.landing)
 
 
-class HmacKeyMissing(RuntimeError):
+class HmacKeyMissing(PermanentError):
     pass
 
 

@@ -6,6 +6,10 @@
 4. coverage: coverage tables of every snapshot whose inputs changed (all snapshots when the
    potential sets or the grace setting changed), with their generated asset checks;
 5. publish: the serving file, only when every step and every blocking check passed.
+
+``Runner(..., instance=..., tags=...).run(only={dates})`` is the same refresh limited to the
+deliveries of some snapshot dates (what the landing sensor requests, through ``refresh_job``);
+a change of the potential sets or of the grace setting still recounts every snapshot.
 """
 from __future__ import annotations
 
@@ -77,19 +81,21 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
 
 
 class Runner:
-    def __init__(self, settings: Settings, warehouse: Warehouse, echo=print):
+    def __init__(self, settings: Settings, warehouse: Warehouse, echo=print,
+                 instance: dg.DagsterInstance | None = None, tags: dict | None = None):
         self.settings, self.warehouse, self.echo = settings, warehouse, echo
         self.defs = build_definitions(settings, warehouse, loggers={"progress": progress_logger})
-        self.instance = get_instance()
+        self.instance = instance if instance is not None else get_instance()
+        self.tags = dict(tags or {})  # added to every run launched (e.g. the parent run's id)
         self.summary = RunSummary()
 
     def _execute(self, stage: str, job_name: str, keys: list[str] | None = None) -> None:
-        tags = {}
+        tags = dict(self.tags)
         if keys is not None:
             if not keys:
                 return
-            tags = {"dagster/asset_partition_range_start": keys[0],
-                    "dagster/asset_partition_range_end": keys[-1]}
+            tags.update({"dagster/asset_partition_range_start": keys[0],
+                         "dagster/asset_partition_range_end": keys[-1]})
         self.echo(f"  {stage} ...", flush=True)
         started = time.perf_counter()
         result = self.defs.resolve_job_def(job_name).execute_in_process(
@@ -108,7 +114,24 @@ class Runner:
         wanted = [i for i, k in enumerate(known) if dt.date.fromisoformat(k) in days]
         return known[min(wanted):max(wanted) + 1] if wanted else []
 
-    def run(self) -> RunSummary:
+    def _date_blocks(self, days: set[dt.date], split: bool) -> list[list[str]]:
+        """``[_date_range(days)]``, or with ``split`` one range per contiguous block of ``days``
+        (a range must not reach dates outside ``days``)."""
+        if not split:
+            return [self._date_range(days)]
+        blocks: list[list[str]] = []
+        previous = None
+        for i, key in enumerate(self.instance.get_dynamic_partitions(SNAPSHOTS.name)):
+            if dt.date.fromisoformat(key) in days:
+                if previous == i - 1:
+                    blocks[-1].append(key)
+                else:
+                    blocks.append([key])
+                previous = i
+        return blocks
+
+    def run(self, only: set[dt.date] | None = None) -> RunSummary:
+        """Everything pending; with ``only``, just the deliveries of those snapshot dates."""
         s = self.summary
         with self.warehouse.connect() as con:
             before = con.execute("SELECT count(*), max(loaded_at) FROM potential_set").fetchone()
@@ -119,6 +142,10 @@ class Runner:
         self._execute("inputs (region reference, potential)", "inputs_job")
 
         deliveries, misfits = scan_enrollment(self.settings.landing_path)
+        all_days = sorted({d for d, _ in deliveries} | {m.snapshot for m in misfits})
+        if only is not None:
+            deliveries = {k: v for k, v in deliveries.items() if k[0] in only}
+            misfits = [m for m in misfits if m.snapshot in only]
         days = sorted({d for d, _ in deliveries} | {m.snapshot for m in misfits})
         known = set(self.instance.get_dynamic_partitions(SNAPSHOTS.name))
         new = [str(d) for d in days if str(d) not in known]
@@ -134,20 +161,21 @@ class Runner:
         changed_days = {d for d, _ in todo} | {d for d in days if d not in logged}
         self.summary.snapshots_ingested = sorted(map(str, changed_days))
 
-        ingest_days = self._date_range({d for d, _ in todo})
-        if ingest_days:
-            self._execute(f"ingest ({len(todo)} deliveries)", "ingest_job",
-                          [f"{ingest_days[0]}|{PROVINCES.get_partition_keys()[0]}",
-                           f"{ingest_days[-1]}|{PROVINCES.get_partition_keys()[-1]}"])
+        split = only is not None
+        for ingest_days in self._date_blocks({d for d, _ in todo}, split):
+            if ingest_days:
+                self._execute(f"ingest ({len(todo)} deliveries)", "ingest_job",
+                              [f"{ingest_days[0]}|{PROVINCES.get_partition_keys()[0]}",
+                               f"{ingest_days[-1]}|{PROVINCES.get_partition_keys()[-1]}"])
         regrace = any(not ok for (ok,) in grace_before)
-        recount = set(days) if regrace else changed_days
-        self._execute("enrollment (load log, dedupe)", "enrollment_job",
-                      self._date_range(recount))
-        stale = set(days) if (after != before or regrace) else (
+        recount = set(all_days) if regrace else changed_days
+        for block in self._date_blocks(recount, split and not regrace):
+            self._execute("enrollment (load log, dedupe)", "enrollment_job", block)
+        stale = set(all_days) if (after != before or regrace) else (
             recount | {d for d in days if d not in counted})
         s.snapshots_recounted = sorted(map(str, stale))
-        self._execute(f"coverage ({len(stale)} snapshots)", "coverage_job",
-                      self._date_range(stale))
+        for block in self._date_blocks(stale, split and stale != set(all_days)):
+            self._execute(f"coverage ({len(stale)} snapshots)", "coverage_job", block)
         self._execute("publish serving file", "publish_job")
         s.published = True
         with self.warehouse.connect() as con:
