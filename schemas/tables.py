@@ -4,6 +4,11 @@ Each :class:`Table` gives its columns (DuckDB type, nullability, description, pa
 its key and whether it is published to the serving file. From it derive: the DDL of the warehouse
 and the serving file, the pandera schema behind each generated asset check, Dagster's column
 schema metadata and the table reference in the README (``python -m schemas.tables``).
+
+Beyond the per-row pandera rules a table may declare rules that need other data, each turned into
+its own generated asset check by :mod:`assets.checks`: ``references`` (codes must exist in a
+reference table, e.g. the region vintage of the row), ``deliveries`` (a row for every delivery
+of the landing zone) and ``freshness`` (the newest date is recent enough; a warning only).
 """
 from __future__ import annotations
 
@@ -23,6 +28,34 @@ class Col:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """Foreign-key-like rule: every row's ``on`` columns match a row of ``table`` (pairs of
+    (column here, column there)). Blocking."""
+    table: str
+    on: tuple[tuple[str, str], ...]
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Deliveries:
+    """Every delivery of the landing zone (snapshot date, province office) has a row. Blocking."""
+    snapshot_column: str = "snapshot_date"
+    province_column: str = "province_code"
+    name: str = "has_every_delivery"
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """The newest ``column`` is at most ``days`` old (environment ``env`` overrides it).
+    Not blocking: a warning."""
+    column: str = "snapshot_date"
+    env: str = "CAKUPAN_FRESHNESS_DAYS"
+    days: int = 45
+    name: str = "fresh"
+
+
+@dataclass(frozen=True)
 class Table:
     name: str
     description: str
@@ -30,6 +63,9 @@ class Table:
     key: tuple[str, ...] = ()
     serving: bool = False
     checks: tuple[pa.Check, ...] = field(default_factory=tuple)
+    references: tuple[Reference, ...] = ()
+    deliveries: Deliveries | None = None
+    freshness: Freshness | None = None
 
     def cols(self, serving: bool = False) -> list[Col]:
         return [c for c in self.columns if serving or not c.serving_only]
@@ -77,6 +113,11 @@ def _counts() -> tuple[Col, ...]:
 
 _SNAPSHOT = Col("snapshot_date", "DATE", "date of the enrollment extract", False)
 _VINTAGE = Col("vintage", "VARCHAR", "Kemendagri reference vintage in force", False)
+# A region code must exist, at its level, in the Kemendagri vintage the row was counted with.
+REGION_IN_VINTAGE = Reference(
+    "ref_region", (("vintage", "vintage"), ("region_code", "kode"), ("region_level", "level")),
+    name="region_codes_in_vintage",
+    description="every region code exists, at its level, in the row's reference vintage")
 _POTENTIAL_SET = Col("potential_set", "DATE", "date of the potential set in force (NULL: none)")
 
 COVERAGE_BY_TIER = Table(
@@ -98,7 +139,7 @@ COVERAGE_NATIONAL = Table(
          "exist", True, NON_NEGATIVE),
      Col("penetration_pct", "DOUBLE", "active / potential x 100, unrounded", True, PCT),
      _VINTAGE, _POTENTIAL_SET),
-    key=("snapshot_date",), serving=True,
+    key=("snapshot_date",), serving=True, freshness=Freshness(),
     checks=(pa.Check(lambda df: df["active"] <= df["active_tier_sum"], name="active_le_tier_sum",
                      error="national active exceeds the sum of the tiers"),),
 )
@@ -117,6 +158,7 @@ COVERAGE_BY_REGION = Table(
      Col("suppressed", "BOOLEAN", "serving only: counts hidden because 0 < active < k "
          "(CAKUPAN_SUPPRESS_K)", serving_only=True)),
     key=("snapshot_date", "tier", "region_level", "region_code"), serving=True,
+    references=(REGION_IN_VINTAGE,),
 )
 
 LOAD_LOG = Table(
@@ -134,7 +176,7 @@ LOAD_LOG = Table(
          (pa.Check.isin(["loaded", "rejected", "superseded"]),)),
      Col("message", "VARCHAR", "why, for every rejected or superseded file"),
      Col("loaded_at", "TIMESTAMP", "when this row was written", False)),
-    key=("snapshot_date", "source_file"), serving=True,
+    key=("snapshot_date", "source_file"), serving=True, deliveries=Deliveries(),
 )
 
 QUARANTINE = Table(
