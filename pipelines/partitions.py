@@ -14,6 +14,12 @@ DELIVERIES = dg.MultiPartitionsDefinition({"date": SNAPSHOTS, "province": PROVIN
 BY_DATE = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date")
 
 
+def delivery_range(first_day, last_day) -> tuple[str, str]:
+    """The delivery partition keys spanning every province office of the dates first..last."""
+    provinces = PROVINCES.get_partition_keys()
+    return f"{first_day}|{provinces[0]}", f"{last_day}|{provinces[-1]}"
+
+
 def delivery_key(key: str) -> tuple[dt.date, str]:
     day, province = key.split("|")
     return dt.date.fromisoformat(day), province

@@ -24,7 +24,7 @@ import dagster as dg
 from pipelines.definitions import build_definitions
 from pipelines.instance import get_instance
 from pipelines.landing import scan_enrollment, scan_potential
-from pipelines.partitions import PROVINCES, SNAPSHOTS
+from pipelines.partitions import SNAPSHOTS, delivery_range
 from pipelines.resources import Settings, Warehouse
 
 from assets.ingest import pending
@@ -165,8 +165,7 @@ class Runner:
         for ingest_days in self._date_blocks({d for d, _ in todo}, split):
             if ingest_days:
                 self._execute(f"ingest ({len(todo)} deliveries)", "ingest_job",
-                              [f"{ingest_days[0]}|{PROVINCES.get_partition_keys()[0]}",
-                               f"{ingest_days[-1]}|{PROVINCES.get_partition_keys()[-1]}"])
+                              list(delivery_range(ingest_days[0], ingest_days[-1])))
         regrace = any(not ok for (ok,) in grace_before)
         recount = set(all_days) if regrace else changed_days
         for block in self._date_blocks(recount, split and not regrace):

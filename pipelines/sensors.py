@@ -42,7 +42,7 @@ import dagster as dg
 
 from pipelines.jobs import refresh_job
 from pipelines.landing import LandedFile, scan_enrollment, scan_potential
-from pipelines.partitions import PROVINCES, SNAPSHOTS
+from pipelines.partitions import SNAPSHOTS, delivery_range
 from pipelines.resources import Settings
 
 TICK_SECONDS = int(os.environ.get("CAKUPAN_SENSOR_INTERVAL", "60"))
@@ -122,9 +122,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, settings: Settings):
     tags = {"cakupan/trigger": "landing_sensor",
             "cakupan/snapshots": ",".join(tick["dates"]) or "all"}
     if dates:
-        provinces = PROVINCES.get_partition_keys()
-        tags |= {"cakupan/partition_range_start": f"{dates[0]}|{provinces[0]}",
-                 "cakupan/partition_range_end": f"{dates[-1]}|{provinces[-1]}"}
+        start, end = delivery_range(dates[0], dates[-1])
+        tags |= {"cakupan/partition_range_start": start, "cakupan/partition_range_end": end}
     context.log.info(f"{len(tick['changes'])} changed file(s): "
                      + ", ".join(r for r, _, _ in tick["changes"]))
     return dg.SensorResult(
