@@ -1,5 +1,9 @@
 """Dagster assets, one module per stage of the pipeline:
 
-reference -> potential -> ingest (enrollment_rows, quarantine) -> load_log -> enrollment ->
-coverage (by tier, national, by region) -> publish (serving file).
+reference, potential, targets, published (inputs) -> ingest (one delivery per partition, to the
+lake) -> load_log, quarantine, enrollment, coverage, trend (per snapshot, one multi-asset:
+:mod:`assets.snapshot`) -> target progress, reconciliation -> publish (serving file) -> report.
+
+Assets do exactly what they are asked, from their inputs: which partitions to request is the
+job of the sensor, the schedule and ``cakupan run`` (:mod:`pipelines.planner`).
 """

@@ -1,22 +1,26 @@
 """Stage: one row per snapshot, tier and person, as the contract's counting rules decide.
 
-Among one NIK's rows in one tier of one snapshot, the row with the latest
-``bulan_iuran_terakhir`` decides (never paid sorts below every month); ties: the latest
-``tgl_kepesertaan``, then the greater ``source_file``, then the greater ``row_number``
-(the key of ``arg_max`` below, compared field by field). That row
-gives the person's status and region. Active: ``months(snapshot) - months(paid) <= grace``.
+Among one NIK's rows in one tier of one snapshot (across every delivery of the date), the row
+with the latest ``bulan_iuran_terakhir`` decides (never paid sorts below every month); ties: the
+latest ``tgl_kepesertaan``, then the greater ``source_file``, then the greater ``row_number``
+(the key of ``arg_max`` below, compared field by field). That row gives the person's status and
+region. Active: ``months(snapshot) - months(paid) <= grace``. Written to the lake as
+``people/<date>.parquet``: the person-level history the flows are computed from.
 """
+from __future__ import annotations
 
-import dagster as dg
+import datetime as dt
 
-from pipelines.partitions import BY_DATE, SNAPSHOTS, snapshot_key
-from pipelines.resources import WAREHOUSE_WRITER, Settings, Warehouse
+from readers.storage import copy_to_parquet
 
+from assets import versions
+from assets.history import Inputs, LakeInputs
+
+KEY = "enrollment"
 # arg_max over the tie-break key (a hash aggregate) rather than a window sort: same row, faster
 DEDUPE_SQL = """
-INSERT INTO enrollment
-SELECT $day, tier, nik_hmac,
-       d.paid_month IS NOT NULL AND months($day) - d.paid_month <= $grace AS active,
+SELECT CAST($day AS DATE) AS snapshot_date, tier, nik_hmac,
+       d.paid_month IS NOT NULL AND months(CAST($day AS DATE)) - d.paid_month <= $grace AS active,
        d.paid_month, d.segmen, d.region_province, d.region_regency, d.source_file, d.row_number
 FROM (
     SELECT tier, nik_hmac,
@@ -25,46 +29,37 @@ FROM (
                     'source_file': source_file, 'row_number': row_number},
                    {'month': coalesce(paid_month, -1), 'registered': tgl_kepesertaan,
                     'file': source_file, 'row': row_number}) AS d
-    FROM enrollment_rows
-    WHERE snapshot_date = $day
+    FROM (@ROWS@)
     GROUP BY tier, nik_hmac
 )
 """
+_ROWS = ("SELECT $s{i} AS source_file, row_number, nik_hmac, segmen, tier, region_province, "
+         "region_regency, tgl_kepesertaan, paid_month FROM read_parquet($f{i}) WHERE valid")
+_EMPTY = ("SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, NULL::BLOB AS "
+          "nik_hmac, NULL::VARCHAR AS segmen, NULL::VARCHAR AS tier, NULL::VARCHAR AS "
+          "region_province, NULL::VARCHAR AS region_regency, NULL::DATE AS tgl_kepesertaan, "
+          "NULL::INTEGER AS paid_month LIMIT 0")
 
 
-def snapshot_asset(**kwargs):
-    """The common shape of every per-snapshot stage: partitioned by snapshot date, one run for
-    many snapshots, and a warehouse writer."""
-    return dg.asset(partitions_def=SNAPSHOTS, backfill_policy=dg.BackfillPolicy.single_run(),
-                    **WAREHOUSE_WRITER, kinds={"duckdb"}, **kwargs)
+def code_version(grace_months: int) -> str:
+    return versions.code_version("enrollment", DEDUPE_SQL, _ROWS, f"grace={grace_months}")
 
 
-def replace_snapshot(con, table: str, day, sql: str, params: dict) -> int:
-    """Replace one snapshot's rows of ``table`` by ``sql`` in one transaction."""
-    con.begin()
-    try:
-        con.execute(f"DELETE FROM {table} WHERE snapshot_date = ?", [day])
-        con.execute(sql, {"day": day, **params})
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
-    return con.execute(f"SELECT count(*) FROM {table} WHERE snapshot_date = ?", [day]).fetchone()[0]
+def version(inp: Inputs, day: dt.date, grace_months: int) -> str:
+    return versions.per_snapshot(code_version(grace_months), inp.store, inp.deliveries(day))
 
 
-@snapshot_asset(
-    group_name="counting",
-    deps=[dg.AssetDep("enrollment_rows", partition_mapping=BY_DATE)],
-    description="One row per snapshot, tier and person (keyed HMAC): the deciding row of the "
-                "contract's dedupe, with its status (active within the grace months) and region.",
-)
-def enrollment(context: dg.AssetExecutionContext, warehouse: Warehouse, settings: Settings):
-    rows = 0
-    with warehouse.connect() as con:
-        for key in context.partition_keys:
-            n = replace_snapshot(con, "enrollment", snapshot_key(key), DEDUPE_SQL,
-                                 {"grace": settings.grace_months})
-            context.log.info(f"enrollment {key}: {n:,} person-tier rows")
-            rows += n
-    return dg.MaterializeResult(metadata={"dagster/row_count": rows,
-                                          "grace_months": settings.grace_months})
+def build(inp: LakeInputs, day: dt.date, version_: str, grace_months: int) -> dict:
+    files = inp.row_files(day)
+    params = {"day": day, "grace": grace_months}
+    parts = []
+    for i, (path, source, _) in enumerate(files):
+        parts.append(_ROWS.replace("{i}", str(i)))
+        params[f"s{i}"], params[f"f{i}"] = source, str(path)
+    rows_sql = " UNION ALL ".join(parts) or _EMPTY
+    n = copy_to_parquet(inp.con, DEDUPE_SQL.replace("@ROWS@", rows_sql), params,
+                        inp.lake.people_path(day), metadata={"version": version_})
+    active = inp.con.execute("SELECT count(*) FILTER (active) FROM read_parquet($f)",
+                             {"f": str(inp.lake.people_path(day))}).fetchone()[0]
+    return {"dagster/row_count": n, "active_person_tiers": active, "deliveries": len(files),
+            "grace_months": grace_months}

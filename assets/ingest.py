@@ -1,217 +1,387 @@
-"""Stage: ingest deliveries (snapshot date x province office).
+"""Stage: ingest deliveries, one partition per (snapshot date, province office).
 
-For each delivery, the file modified last wins (ties: the greater name); the others are
-``superseded``. The winners of one snapshot date are read as text, then validated together in
-one set-based pass of the compiled enrollment schema, the NIK pseudonymised in SQL (keyed
-HMAC-SHA256), and, in one transaction, each delivery's valid rows (``enrollment_rows``),
-quarantined rows (``quarantine``) and ``load_log`` rows replace the earlier ones.
+For each delivery asked for, every time, from the landing files: the file modified last wins
+(ties: the greater name) and the others are ``superseded``. The winner is read as text and, in
+one DuckDB statement straight from the file, cleaned, validated against every rule of the
+compiled contract, its NIK pseudonymised (keyed HMAC-SHA256) and written to the lake as one
+zstd Parquet file holding every row: valid rows in the narrow types the history needs, invalid
+ones with every reason and their values as delivered (NIK masked, never the name). The
+delivery's manifest (its ``load_log`` rows and the file in force) is then renamed into place:
+that is the commit. Nothing here opens the warehouse, so deliveries can be ingested in parallel
+processes.
 
-A file rejected whole changes nothing already loaded: if an earlier delivery of the same
-snapshot and province was loaded, its rows stay in force and the message says so.
+A file rejected whole changes nothing already loaded: if the delivery's previous outcome had
+rows in force, they stay, and the message says so. A file that changes while it is read is not
+committed; the next run takes it again.
 """
+
 import datetime as dt
 import time
-from dataclasses import dataclass
+from pathlib import Path
+from dataclasses import dataclass, field
 
 import dagster as dg
+import duckdb
 
-from pipelines.extracts import FileRejected, read_into
-from pipelines.landing import LandedFile, fingerprint, scan_enrollment
-from pipelines.partitions import DELIVERIES, delivery_key
-from pipelines.resources import HMAC_SQL, WAREHOUSE_WRITER, Settings, Warehouse, hmac_pads
+from readers import keys
+from readers.files import FileRejected, Source, duckdb_message, open_source, scan_bytes
+from readers.landing import Hashes, LandedFile, delivery_fingerprint, scan, stat_of
+from readers.storage import commit_file, copy_to_parquet
 from schemas import enrollment as schema
-from schemas.reference import vintage_for
-from schemas.rules import messages_sql, reasons_sql, required_columns
+from schemas.reference import load_ref_region, vintage_for
+from schemas.rules import reasons_sql, required_columns
 
+from assets import versions
+from assets.partitions import DELIVERIES, delivery_key, parse_delivery
 from assets.reference import region_reference
+from assets.resources import PermanentError, Settings, Warehouse
 
 REASONS = reasons_sql(schema.ROW_SCHEMA)
-MESSAGES = messages_sql(schema.ROW_SCHEMA)
 NIK_MASKED = ("CASE WHEN length(nik) >= 12 THEN left(nik, 6) || repeat('*', length(nik) - 6) "
               "ELSE repeat('*', length(nik)) END")
-TEXT = ", ".join(schema.TEXT_COLUMNS)
-_IN_BATCH = "snapshot_date = $day AND province_code IN (SELECT unnest($provinces))"
+QUARANTINE_TEXT = ("kpj", "segmen", "tingkat", "kode_wilayah", "npp", "nama_instansi",
+                   "tgl_kepesertaan", "bulan_iuran_terakhir")
+
+# One statement from the files to the lake; @SOURCE@ is the UNION ALL of the readers' SELECTs,
+# each with its file_id (parameters bound, never formatted); batch_files gives each file's office
+# and name.
+BATCH_SQL = f"""
+WITH raw_file AS (@SOURCE@), raw_input AS (
+    SELECT CAST($day AS DATE) AS snapshot_date, f.file_province, f.source_file,
+           $vintage AS vintage, r.* FROM raw_file r JOIN batch_files f USING (file_id)
+), staged AS (
+    SELECT *, {REASONS} AS reasons FROM ({schema.PREPARE_SQL})
+)
+SELECT file_province, row_number, len(reasons) = 0 AS valid,
+       CASE WHEN len(reasons) = 0 THEN {keys.HMAC_SQL} END AS nik_hmac,
+       CASE WHEN len(reasons) = 0 THEN upper(segmen) END AS segmen,
+       CASE WHEN len(reasons) = 0 THEN tier END AS tier,
+       CASE WHEN len(reasons) = 0 THEN kode END AS region_code,
+       CASE WHEN len(reasons) = 0 THEN coalesce(ref_province, file_province) END
+           AS region_province,
+       CASE WHEN len(reasons) = 0 THEN ref_regency END AS region_regency,
+       CASE WHEN len(reasons) = 0 THEN tgl END AS tgl_kepesertaan,
+       CASE WHEN len(reasons) = 0 THEN paid_month END AS paid_month,
+       CASE WHEN len(reasons) > 0 THEN reasons END AS reasons,
+       CASE WHEN len(reasons) > 0 THEN {NIK_MASKED} END AS nik_masked,
+       {", ".join(
+           f"CASE WHEN len(reasons) > 0 THEN blank_to_null(trim_ws({c})) END AS q_{c}"
+           for c in QUARANTINE_TEXT)}
+FROM staged
+"""
+EMPTY_ROWS = ("SELECT NULL::BIGINT AS row_number, NULL::BOOLEAN AS valid, NULL::BLOB AS nik_hmac, "
+              "NULL::VARCHAR AS segmen, NULL::VARCHAR AS tier, NULL::VARCHAR AS region_code, "
+              "NULL::VARCHAR AS region_province, NULL::VARCHAR AS region_regency, "
+              "NULL::DATE AS tgl_kepesertaan, NULL::INTEGER AS paid_month, "
+              "NULL::VARCHAR[] AS reasons, NULL::VARCHAR AS nik_masked, "
+              + ", ".join(f"NULL::VARCHAR AS q_{c}" for c in QUARANTINE_TEXT) + " LIMIT 0")
+CODE_VERSION = versions.code_version("ingest", BATCH_SQL, schema.MACROS, "reader-3")
+REQUIRED = required_columns(schema.ROW_SCHEMA)
+# What a broken file raises while it is read (anything else is a bug, and fails the step).
+READ_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException)
 
 
 @dataclass
-class Outcome:
-    province: str
-    winner: LandedFile
-    older: list[LandedFile]
+class FileOutcome:
+    file: LandedFile
+    status: str
+    sha256: str | None = None
     rows_read: int | None = None
-    rejected: str | None = None
     rows_loaded: int = 0
-    rows_quarantined: int = 0
+    rows_rejected: int = 0
+    message: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"source_file": self.file.relpath, "status": self.status, "sha256": self.sha256,
+                "rows_read": self.rows_read, "rows_loaded": self.rows_loaded,
+                "rows_rejected": self.rows_rejected, "message": self.message,
+                "stat": self.file.stat.as_dict()}
+
+
+@dataclass
+class Delivery:
+    day: dt.date
+    province: str
+    files: list[LandedFile]
+    version: str
+    previous: dict | None
+    hashes: Hashes
+    outcome: FileOutcome | None = None
+    source: Source | None = None
+    rows_file: str | None = None
+    seconds: float = 0.0
 
     @property
-    def status(self) -> str:
-        return "rejected" if self.rejected else "loaded"
+    def winner(self) -> LandedFile:
+        return self.files[0]
+
+    @property
+    def key(self) -> str:
+        return delivery_key(self.day, self.province)
+
+    @property
+    def rows_name(self) -> str:
+        return f"rows-{self.version[:16]}.parquet"
 
 
-def _read_batch(con, day: dt.date, deliveries: dict[str, list[LandedFile]]) -> list[Outcome]:
-    """Read every delivery's winning file of ``day`` into its own temp table ``raw_<i>`` and
-    expose them together, with each file's context, as the view ``raw_input``."""
-    con.execute("CREATE OR REPLACE TEMP TABLE batch_files (file_id INTEGER, snapshot_date DATE, "
-                "file_province VARCHAR, source_file VARCHAR, vintage VARCHAR)")
+def _known_hashes(previous: dict | None) -> Hashes:
+    known = {}
+    for f in (previous or {}).get("files", []):
+        if f.get("sha256") and f.get("stat"):
+            known[f["source_file"]] = (f["stat"], f["sha256"])
+    return Hashes(known)
+
+
+def _restat(f: LandedFile):
+    try:
+        return stat_of(f.path)
+    except FileNotFoundError:
+        return None
+
+
+def settling(f: LandedFile, seconds: float, now: float | None = None) -> bool:
+    """Modified less than ``seconds`` ago: probably still being written."""
+    return ((now or time.time()) * 1e9 - f.stat.mtime_ns) < seconds * 1e9
+
+
+def _open(con, d: Delivery, in_force: set[str], vintage: str, index: int) -> None:
+    """Check the winner and prepare its source, or record why it is rejected whole."""
+    winner = d.winner
+    try:
+        if winner.problem:
+            raise FileRejected(f"{winner.problem} (never read)")
+        if d.province not in in_force:
+            raise FileRejected(f"province {d.province} does not exist in the Kemendagri vintage "
+                               f"{vintage} in force on {d.day}")
+        scan_ = scan_bytes(winner.path)
+        d.outcome = FileOutcome(winner, "loaded", sha256=scan_.sha256)
+        d.source = open_source(con, winner.path, schema.TEXT_COLUMNS, REQUIRED, scan_,
+                               name=f"xlsx_{index}")
+    except FileRejected as exc:
+        d.outcome = FileOutcome(winner, "rejected", rows_read=exc.rows_read, message=exc.message,
+                                sha256=None if winner.problem else
+                                (d.outcome.sha256 if d.outcome else d.hashes.of(winner)))
+        d.source = None
+
+
+def _union(batch: list[Delivery]) -> tuple[str, dict]:
+    parts, params = [], {}
+    for i, d in enumerate(batch):
+        sql = d.source.sql
+        for name, value in d.source.params.items():
+            sql = sql.replace(f"${name}", f"$p{i}_{name}")
+            params[f"p{i}_{name}"] = value
+        parts.append(f"SELECT {i} AS file_id, * FROM ({sql})")
+    return " UNION ALL ".join(parts), params
+
+
+def _copy_batch(con, lake, day, vintage, batch: list[Delivery], pads, workdir) -> None:
+    """Read, validate and write every file of ``batch`` in ONE statement (query planning costs
+    far more than a small file), one Parquet file per delivery; raises duckdb.Error when a file
+    breaks mid-way (the caller then takes the files one by one)."""
+    union, params = _union(batch)
+    con.execute("CREATE OR REPLACE TEMP TABLE batch_files (file_id INTEGER, "
+                "file_province VARCHAR, source_file VARCHAR)")
+    con.executemany("INSERT INTO batch_files VALUES (?, ?, ?)",
+                    [(i, d.province, d.winner.relpath) for i, d in enumerate(batch)])
+    registered = []
+    try:
+        for d in batch:
+            if d.source.arrow is not None:
+                con.register(d.source.name, d.source.arrow)
+                registered.append(d.source.name)
+        sql = BATCH_SQL.replace("@SOURCE@", union)
+        con.execute(f"COPY ({sql}) TO $dir (FORMAT parquet, COMPRESSION zstd, "
+                    "PARTITION_BY (file_province), FILENAME_PATTERN 'rows_{i}', "
+                    "ROW_GROUP_SIZE 122880)",
+                    {**params, "day": day, "vintage": vintage, "ipad": pads[0], "opad": pads[1],
+                     "dir": str(workdir)})
+    finally:
+        for name in registered:
+            con.unregister(name)
+    counts = {}
+    written = sorted(workdir.glob("file_province=*/*.parquet"))
+    if written:
+        counts = {prov: (n, bad) for prov, n, bad in con.execute(
+            "SELECT file_province, count(*), count(*) FILTER (NOT valid) FROM read_parquet("
+            "$files, hive_partitioning=true, hive_types={'file_province': VARCHAR}) "
+            "GROUP BY file_province", {"files": [str(f) for f in written]}).fetchall()}
+    for d in batch:
+        n, bad = counts.get(d.province, (0, 0))
+        d.outcome.rows_read, d.outcome.rows_rejected, d.outcome.rows_loaded = n, bad, n - bad
+        target = lake.rows_path(d.day, d.province, d.rows_name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        produced = list((workdir / f"file_province={d.province}").glob("*.parquet"))
+        if produced:
+            commit_file(produced[0], target)
+        else:   # a header and no data rows: an empty file of the same shape
+            copy_to_parquet(con, EMPTY_ROWS, {}, target)
+        d.rows_file = d.rows_name
+
+
+def _copy_one(con, lake, day, vintage, d: Delivery, pads, workdir) -> None:
+    """The slow path for one file (its own statement): a broken file rejects only itself."""
+    import duckdb
+
+    try:
+        _copy_batch(con, lake, day, vintage, [d], pads, workdir)
+    except READ_ERRORS as exc:
+        kind = d.winner.path.suffix.lstrip(".").upper()
+        d.outcome = FileOutcome(d.winner, "rejected", sha256=d.outcome.sha256,
+                                message=f"unreadable {kind}: {duckdb_message(exc)}")
+        d.rows_file = None
+
+
+def _commit(lake, d: Delivery) -> dict | None:
+    """Write the delivery's manifest (its load_log rows); None if its file moved meanwhile."""
+    if d.winner.problem is None and d.winner.stat != _restat(d.winner):
+        if d.rows_file:
+            lake.rows_path(d.day, d.province, d.rows_file).unlink(missing_ok=True)
+        return None
+    outcome, kept, in_force = d.outcome, [], d.winner.relpath if d.rows_file else None
+    if outcome.status == "rejected" and d.previous and d.previous.get("rows_file"):
+        d.rows_file, in_force = d.previous["rows_file"], d.previous["in_force"]   # nothing lost
+        kept = [f for f in d.previous["files"] if f["source_file"] == in_force]
+        outcome.message += f"; the earlier delivery {in_force} stays in force"
+    files = [outcome.as_dict()] + kept
+    for f in d.files[1:]:
+        if kept and f.relpath == in_force:
+            continue
+        files.append(FileOutcome(
+            f, "superseded", sha256=None if f.problem else d.hashes.of(f),
+            message=f"superseded by {d.winner.relpath}, delivered later").as_dict())
+    manifest = {
+        "snapshot": str(d.day), "province": d.province, "version": d.version,
+        "code_version": CODE_VERSION, "rows_file": d.rows_file, "in_force": in_force,
+        "files": files,
+        "processed_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(),
+    }
+    lake.commit_delivery(d.day, d.province, manifest)
+    return manifest
+
+
+def ingest_day(con, lake, day: dt.date, deliveries: list[Delivery], pads, log) -> list:
+    """Ingest the deliveries of one snapshot date; [(delivery, manifest or None)]."""
+    import shutil
+    import tempfile
+
+    import duckdb
+
+    started = time.perf_counter()
     vintage = vintage_for(day).vintage
     in_force = {r[0] for r in con.execute(
         "SELECT kode FROM ref_region WHERE vintage = ? AND level = 'province'", [vintage]
     ).fetchall()}
-    outcomes, parts = [], []
-    for i, (province, files) in enumerate(sorted(deliveries.items())):
-        out = Outcome(province, files[0], files[1:])
-        try:
-            if province not in in_force:
-                raise FileRejected(f"province {province} does not exist in the Kemendagri "
-                                   f"vintage {vintage} in force on {day}")
-            out.rows_read = read_into(con, out.winner.path, schema.TEXT_COLUMNS,
-                                      required_columns(schema.ROW_SCHEMA), table=f"raw_{i}")
-            con.execute("INSERT INTO batch_files VALUES (?, ?, ?, ?, ?)",
-                        [i, day, province, out.winner.relpath, vintage])
-            parts.append(f"SELECT {i} AS file_id, rowid + 1 AS row_number, nik_is_number, "
-                         f"{TEXT} FROM raw_{i}")
-        except FileRejected as exc:
-            out.rows_read, out.rejected = exc.rows_read, exc.message
-        outcomes.append(out)
-    if not parts:  # nothing readable: an empty relation of the same shape
-        parts.append(f"SELECT NULL::INTEGER AS file_id, NULL::BIGINT AS row_number, "
-                     f"NULL::BOOLEAN AS nik_is_number, "
-                     f"{', '.join(f'NULL::VARCHAR AS {c}' for c in schema.TEXT_COLUMNS)} LIMIT 0")
-    con.execute("CREATE OR REPLACE TEMP VIEW raw_input AS SELECT f.snapshot_date, "
-                "f.file_province, f.source_file, f.vintage, r.* EXCLUDE (file_id) FROM ("
-                + " UNION ALL ".join(parts) + ") AS r JOIN batch_files AS f USING (file_id)")
-    return outcomes
-
-
-def _validate(con) -> dict[str, tuple[int, int]]:
-    """Stage every row with the codes of every rule it breaks; (valid, invalid) per province."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, {REASONS} AS reasons "
-                f"FROM ({schema.PREPARE_SQL})")
-    for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND "
-                               "regexp_full_match(table_name, 'raw_[0-9]+')").fetchall():
-        con.execute(f"DROP TABLE {name}")
-    return {p: (ok, bad) for p, ok, bad in con.execute(
-        "SELECT file_province, count(*) FILTER (len(reasons) = 0), "
-        "count(*) FILTER (len(reasons) > 0) FROM staged GROUP BY 1").fetchall()}
-
-
-def _replace(con, day: dt.date, loaded: list[str], pads: tuple[bytes, bytes]) -> None:
-    where = {"day": day, "provinces": loaded}
-    con.execute(f"DELETE FROM enrollment_rows WHERE {_IN_BATCH}", where)
-    con.execute(f"DELETE FROM quarantine WHERE {_IN_BATCH}", where)
-    con.execute(f"DELETE FROM load_log WHERE {_IN_BATCH}", where)
-    con.execute(f"""
-        INSERT INTO enrollment_rows
-        SELECT snapshot_date, file_province, source_file, row_number, {HMAC_SQL}, kpj,
-               upper(segmen), tier, kode, coalesce(ref_province, file_province), ref_regency,
-               npp, nama_instansi, tgl, paid_month
-        FROM staged WHERE len(reasons) = 0""", {"ipad": pads[0], "opad": pads[1]})
-    con.execute(f"""
-        INSERT INTO quarantine
-        SELECT snapshot_date, source_file, row_number, file_province, reasons, {MESSAGES},
-               {NIK_MASKED}, kpj, segmen, tingkat, kode_wilayah, npp, nama_instansi,
-               tgl_kepesertaan, bulan_iuran_terakhir
-        FROM staged WHERE len(reasons) > 0""")
-
-
-def _keep_earlier(con, day: dt.date, out: Outcome) -> list[str]:
-    """A rejected delivery leaves an earlier loaded one in force; otherwise clears the slot."""
-    where = {"day": day, "provinces": [out.province]}
-    kept = [r[0] for r in con.execute(
-        f"SELECT source_file FROM load_log WHERE {_IN_BATCH} AND status = 'loaded'",
-        where).fetchall()]
-    if kept:
-        out.rejected += f"; the earlier delivery {', '.join(kept)} stays in force"
-    else:
-        for table in ("enrollment_rows", "quarantine", "load_log"):
-            con.execute(f"DELETE FROM {table} WHERE {_IN_BATCH}", where)
-    return kept
-
-
-def _log(con, day: dt.date, out: Outcome, kept: list[str]) -> None:
-    rows = [(day, out.winner.relpath, out.province, out.winner.sha256(), out.rows_read,
-             out.rows_loaded, out.rows_quarantined, out.status, out.rejected)]
-    rows += [(day, f.relpath, out.province, f.sha256(), None, 0, 0, "superseded",
-              f"superseded by {out.winner.relpath}, delivered later")
-             for f in out.older if f.relpath not in kept]
-    con.executemany("DELETE FROM load_log WHERE snapshot_date = ? AND source_file = ?",
-                    [(r[0], r[1]) for r in rows])
-    con.executemany("INSERT INTO load_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-                    rows)
-    con.execute("DELETE FROM delivery_state WHERE snapshot_date = ? AND province_code = ?",
-                [day, out.province])
-    con.execute("INSERT INTO delivery_state VALUES (?, ?, ?, now()::TIMESTAMP)",
-                [day, out.province, fingerprint([out.winner, *out.older])])
-
-
-def ingest_snapshot(con, day: dt.date, deliveries: dict[str, list[LandedFile]],
-                    pads: tuple[bytes, bytes], log=lambda message: None) -> list[Outcome]:
-    """Ingest the given deliveries of one snapshot date in one transaction."""
-    clock = time.perf_counter()
-    outcomes = _read_batch(con, day, deliveries)
-    timings = {"read": time.perf_counter() - clock}
-    counts = _validate(con)
-    timings["validate"] = time.perf_counter() - clock - timings["read"]
-    for out in outcomes:
-        if not out.rejected:
-            out.rows_loaded, out.rows_quarantined = counts.get(out.province, (0, 0))
-    con.begin()
+    for i, d in enumerate(deliveries):
+        _open(con, d, in_force, vintage, i)
+    readable = [d for d in deliveries if d.source is not None]
+    workroot = lake.root / "tmp"
+    workroot.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{day}-", dir=workroot))
     try:
-        _replace(con, day, [o.province for o in outcomes if not o.rejected], pads)
-        for out in outcomes:
-            _log(con, day, out, _keep_earlier(con, day, out) if out.rejected else [])
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
-    timings["load"] = time.perf_counter() - clock - sum(timings.values())
-    log(f"snapshot {day}: {sum(o.rows_read or 0 for o in outcomes):,} rows in "
-        f"{len(outcomes)} deliveries; " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
-    return outcomes
+        if readable:
+            try:
+                _copy_batch(con, lake, day, vintage, readable, pads, work / "batch")
+            except READ_ERRORS:
+                log(f"snapshot {day}: a file broke the batch; reading its files one by one")
+                for i, d in enumerate(readable):
+                    _copy_one(con, lake, day, vintage, d, pads, work / f"one-{i}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = [(d, _commit(lake, d)) for d in deliveries]
+    seconds = time.perf_counter() - started
+    for d in deliveries:
+        d.seconds = seconds / max(len(deliveries), 1)
+    rows = sum(d.outcome.rows_read or 0 for d in deliveries)
+    log(f"snapshot {day}: {rows:,} rows in {len(deliveries)} deliveries, {seconds:.1f} s")
+    return out
 
 
-def pending(con, deliveries: dict) -> list[tuple[dt.date, str]]:
-    """Deliveries whose files changed since they were last processed."""
-    seen = {(d, p): fp for d, p, fp in con.execute(
-        "SELECT snapshot_date, province_code, fingerprint FROM delivery_state").fetchall()}
-    return sorted(k for k, files in deliveries.items() if seen.get(k) != fingerprint(files))
+def _metadata(manifest: dict, seconds: float) -> dict:
+    files = manifest["files"]
+    first = files[0]
+    table = "\n".join(["| file | status | rows read | loaded | quarantined | message |",
+                       "|---|---|---:|---:|---:|---|"] + [
+        f"| {f['source_file']} | {f['status']} | {f['rows_read'] if f['rows_read'] is not None else ''}"
+        f" | {f['rows_loaded']} | {f['rows_rejected']} | {(f['message'] or '').replace('|', '/')} |"
+        for f in files])
+    in_force = next((f for f in files if f["source_file"] == manifest["in_force"]), None)
+    return {
+        "dagster/row_count": in_force["rows_loaded"] if in_force else 0,
+        "status": first["status"],
+        "file": first["source_file"],
+        "rows_read": first["rows_read"] if first["rows_read"] is not None else -1,
+        "rows_loaded": first["rows_loaded"],
+        "rows_quarantined": first["rows_rejected"],
+        "in_force": manifest["in_force"] or "none",
+        "files": dg.MetadataValue.md(table),
+        "seconds": round(seconds, 3),
+    }
 
 
 @dg.asset(
-    deps=[region_reference], kinds={"duckdb"}, group_name="ingest",
-    description="Valid delivered rows, NIK as keyed HMAC-SHA256, no name; one partition per "
-                "snapshot date and province office. Writes the delivery's quarantine and "
-                "load_log rows in the same transaction.",
-    partitions_def=DELIVERIES,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    **WAREHOUSE_WRITER,
+    deps=[region_reference], kinds={"duckdb", "parquet"}, group_name="ingest",
+    description="Every row of each delivery's file in force, validated: valid rows with the NIK "
+                "as keyed HMAC-SHA256 (no name), invalid rows with every reason (NIK masked); "
+                "one partition per snapshot date and province office, written to the lake.",
+    partitions_def=DELIVERIES, backfill_policy=dg.BackfillPolicy.single_run(),
+    code_version=CODE_VERSION, output_required=False, dagster_type=dg.Nothing,
+    metadata={"dagster/table_name": "lake.deliveries"},
 )
-def enrollment_rows(context: dg.AssetExecutionContext, warehouse: Warehouse,
-                    settings: Settings):
-    pads = hmac_pads()
-    deliveries, _ = scan_enrollment(settings.landing_path)
-    outcomes: list[Outcome] = []
-    with warehouse.connect() as con:
-        todo = set(pending(con, deliveries))
-        by_day: dict[dt.date, dict[str, list[LandedFile]]] = {}
-        for key in context.partition_keys:
-            day, province = delivery_key(key)
-            if (day, province) in todo:
-                by_day.setdefault(day, {})[province] = deliveries[(day, province)]
-        for day, batch in sorted(by_day.items()):
-            for out in ingest_snapshot(con, day, batch, pads, context.log.info):
-                outcomes.append(out)
-                log = context.log.warning if out.rejected else context.log.info
-                log(f"{out.winner.relpath}: {out.status}, {out.rows_loaded:,} rows loaded, "
-                    f"{out.rows_quarantined:,} quarantined"
-                    + (f" — {out.rejected}" if out.rejected else ""))
-        days = sorted({delivery_key(k)[0] for k in context.partition_keys})
-        total = con.execute("SELECT count(*) FROM enrollment_rows WHERE snapshot_date IN "
-                            "(SELECT unnest(?))", [days]).fetchone()[0]
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": total,
-        "deliveries_processed": len(outcomes),
-        "files_rejected": sum(bool(o.rejected) for o in outcomes),
-        "rows_loaded": sum(o.rows_loaded for o in outcomes),
-        "rows_quarantined": sum(o.rows_quarantined for o in outcomes),
-    })
+def enrollment_rows(context: dg.AssetExecutionContext, warehouse: Warehouse, settings: Settings):
+    try:
+        key = keys.hmac_key()
+    except keys.KeyProblem as exc:
+        raise PermanentError(str(exc)) from None
+    lake = warehouse.lake
+    try:
+        store = lake.identity(keys.fingerprint(key))["store_id"]
+    except keys.KeyProblem as exc:
+        raise PermanentError(str(exc)) from None
+    pads = keys.pads(key)
+    landing = scan(settings.landing_path)
+    missing, moving, by_day = [], [], {}
+    for pkey in sorted(context.partition_keys):
+        day, province = parse_delivery(pkey)
+        files = landing.deliveries.get((day, province))
+        if not files:
+            missing.append(pkey)
+            continue
+        if not files[0].problem and settling(files[0], settings.settle_seconds):
+            moving.append(files[0].relpath)
+            context.log.warning(f"{files[0].relpath}: modified less than "
+                                f"{settings.settle_seconds:g} s ago, probably still being "
+                                "written; left for the next run")
+            continue
+        previous = lake.manifest(day, province)
+        hashes = _known_hashes(previous)
+        version = versions.delivery(CODE_VERSION, store, delivery_fingerprint(files, hashes))
+        by_day.setdefault(day, []).append(
+            Delivery(day, province, files, version, previous, hashes))
+    con = warehouse.memory_connection()
+    try:
+        load_ref_region(con)
+        for day, deliveries in sorted(by_day.items()):
+            for d, manifest in ingest_day(con, lake, day, deliveries, pads, context.log.info):
+                if manifest is None:
+                    context.log.warning(f"{d.winner.relpath}: changed while it was read; not "
+                                        "committed, the next run takes it again")
+                    continue
+                first = manifest["files"][0]
+                (context.log.warning if first["status"] == "rejected" else context.log.debug)(
+                    f"{first['source_file']}: {first['status']}, {first['rows_loaded']:,} rows "
+                    f"loaded, {first['rows_rejected']:,} quarantined"
+                    + (f" — {first['message']}" if first["message"] else ""))
+                yield versions.materialization("enrollment_rows", d.key, CODE_VERSION,
+                                               d.version, _metadata(manifest, d.seconds))
+    finally:
+        con.close()
+    if missing:
+        raise dg.Failure(
+            f"no file in the landing zone for {len(missing)} delivery partition(s) "
+            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): deleted after "
+            "loading? Their loaded rows stay in force; nothing to ingest.", allow_retries=False)
+
+
+def delivery_keys(landing) -> list[str]:
+    return [delivery_key(d, p) for d, p in sorted(landing.deliveries)]

@@ -1,44 +1,51 @@
-"""Stage: the load log of a snapshot, complete.
+"""Stage: the load log of a snapshot, from the committed deliveries and the landing zone.
 
-Ingest writes a row for every file of a delivery (loaded, rejected or superseded). This stage adds
-the files that belong to no delivery (a supported file whose name does not start with a province
-code known in any reference vintage) as rejected, and reports the snapshot's totals.
+One row per delivered file: the outcome ingest recorded in each delivery's manifest (loaded,
+rejected with why, superseded), whether the file is still in the landing zone (a deleted file's
+rows stay in force, flagged), and every misnamed file of the date as rejected.
 """
+from __future__ import annotations
 
-import dagster as dg
+import datetime as dt
 
-from pipelines.landing import scan_enrollment
-from pipelines.partitions import BY_DATE, snapshot_key
-from pipelines.resources import Settings, Warehouse
+from readers.landing import MISNAMED
+from readers.storage import record_version
 
-from assets.enrollment import snapshot_asset
+from assets import versions
+from assets.history import Inputs, LakeInputs
 
-MISFIT = ("file name must start with the two-digit province code of the office "
-          "(<PP>[_anything].csv|xlsx|parquet) known in a reference vintage")
+KEY = "load_log"
+CODE_VERSION = versions.code_version("load_log", MISNAMED, "v2")
 
 
-@snapshot_asset(
-    group_name="ingest",
-    deps=[dg.AssetDep("enrollment_rows", partition_mapping=BY_DATE)],
-    description="One row per delivered enrollment file: loaded, rejected (with why) or "
-                "superseded; rows read, loaded and quarantined.",
-)
-def load_log(context: dg.AssetExecutionContext, warehouse: Warehouse, settings: Settings):
-    _, misfits = scan_enrollment(settings.landing_path)
-    totals = {}
-    with warehouse.connect() as con:
-        for key in context.partition_keys:
-            day = snapshot_key(key)
-            con.begin()
-            con.execute("DELETE FROM load_log WHERE snapshot_date = ? AND province_code IS NULL",
-                        [day])
-            for f in (m for m in misfits if m.snapshot == day):
-                con.execute("INSERT INTO load_log VALUES (?, ?, NULL, ?, NULL, 0, 0, 'rejected', "
-                            "?, now()::TIMESTAMP)", [day, f.relpath, f.sha256(), MISFIT])
-            con.commit()
-        days = [snapshot_key(k) for k in context.partition_keys]
-        for status, n in con.execute(
-                "SELECT status, count(*) FROM load_log WHERE snapshot_date IN "
-                "(SELECT unnest(?)) GROUP BY status", [days]).fetchall():
-            totals[f"files_{status}"] = n
-    return dg.MaterializeResult(metadata={"dagster/row_count": sum(totals.values()), **totals})
+def version(inp: Inputs, day: dt.date) -> str:
+    return versions.per_snapshot(CODE_VERSION, inp.store, inp.deliveries(day),
+                                 misnamed=inp.misnamed(day), present=inp.present(day))
+
+
+def build(inp: LakeInputs, day: dt.date, version_: str) -> dict:
+    present = set(inp.present(day))
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    rows = []
+    for province, m in sorted(inp.manifests(day).items()):
+        at = dt.datetime.fromisoformat(m["processed_at"])
+        for f in m["files"]:
+            rows.append((day, f["source_file"], province, f["sha256"], f["rows_read"],
+                         f["rows_loaded"], f["rows_rejected"], f["status"], f["message"], at,
+                         f["source_file"] in present))
+    for f in (f for f in inp.landing.misnamed if f.snapshot == day):
+        message = MISNAMED if not f.problem else f"{MISNAMED}; it {f.problem} (never read)"
+        rows.append((day, f.relpath, None, None if f.problem else inp.hashes.of(f), None, 0, 0,
+                     "rejected", message, now, True))
+    con = inp.con
+    con.begin()
+    con.execute("DELETE FROM load_log WHERE snapshot_date = ?", [day])
+    if rows:
+        con.executemany("INSERT INTO load_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    record_version(con, KEY, str(day), version_)
+    con.commit()
+    counts = {s: sum(1 for r in rows if r[7] == s) for s in ("loaded", "rejected", "superseded")}
+    deleted = sum(1 for r in rows if not r[10])
+    return {"dagster/row_count": len(rows), **{f"files_{k}": v for k, v in counts.items()},
+            "files_deleted_from_landing": deleted,
+            "offices_delivered": len(inp.offices(day))}

@@ -1,8 +1,12 @@
-"""Stage: publish the serving file for BI tools (Metabase, Superset, DBeaver).
+"""Stage: publish the serving file for BI tools (Metabase, Superset, DBeaver, Rill, Grafana).
 
-Aggregates only (no NIK in any form, no name), written with DuckDB's storage compatibility for
-1.1 clients into a temporary file beside the target, checked, then swapped in with an atomic
-rename: a reader sees the previous file or the new one, never a half-written one.
+Aggregates only (no NIK in any form, no name). Before anything is written, every blocking check
+of every published table runs again over the data now in the warehouse: a failing one stops the
+publish, whatever run it failed in, until the data is repaired, and the serving file keeps its
+last good state. The file is written with DuckDB's storage compatibility for 1.1 clients into a
+temporary file beside the target, self-documented (``COMMENT ON`` every table and column, from
+``schemas/tables.py``), checked, flushed to disk and swapped in with an atomic rename: a reader
+sees the previous file or the new one, never a half-written one.
 """
 
 import os
@@ -12,15 +16,27 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines.resources import WAREHOUSE_WRITER, PermanentError, Settings, Warehouse
-from schemas.tables import SERVING_TABLES
+from readers.storage import fsync_dir, versions_of
+from schemas.tables import SERVING_TABLES, SERVING_VIEWS, literal, quote
+
+from assets import checks as generated
+from assets import versions
+from assets.resources import PermanentError, Settings, Warehouse
 
 STORAGE_COMPATIBILITY = "v1.1.0"
 FORBIDDEN = {"nik", "nama", "nik_hmac", "nik_masked", "kpj"}
+CODE_VERSION = versions.code_version("serving", STORAGE_COMPATIBILITY,
+                                     [t.ddl(True) for t in SERVING_TABLES], SERVING_VIEWS)
 
 
 class PublishError(PermanentError):
     pass
+
+
+def version(store: str, table_versions: dict[str, dict[str, str]], suppress_k: int) -> str:
+    """From every published partition's version (asset -> partition -> version)."""
+    return versions.of_inputs(CODE_VERSION, store, suppress_k=suppress_k, tables=sorted(
+        (asset, p, v) for asset, parts in table_versions.items() for p, v in parts.items()))
 
 
 def _suppress(con, k: int) -> int:
@@ -28,10 +44,11 @@ def _suppress(con, k: int) -> int:
         return 0
     return con.execute(
         "UPDATE coverage_by_region SET active = NULL, inactive = NULL, penetration_pct = NULL, "
-        "suppressed = true WHERE active > 0 AND active < ?", [k]).fetchone()[0]
+        "uncovered = NULL, uncovered_rank = NULL, suppressed = true "
+        "WHERE active > 0 AND active < ?", [k]).fetchone()[0]
 
 
-def _check(path: Path, expected: dict[str, int]) -> None:
+def _check_file(path: Path, expected: dict[str, int]) -> None:
     con = duckdb.connect(str(path), read_only=True)
     try:
         for t in SERVING_TABLES:
@@ -47,15 +64,16 @@ def _check(path: Path, expected: dict[str, int]) -> None:
         con.close()
 
 
-def publish(warehouse: Warehouse, target: Path, suppress_k: int = 0) -> dict[str, int]:
-    """Write the serving file atomically; return rows per table."""
+def blocking_failures(con, ctx: dict | None = None) -> list[generated.Finding]:
+    """Every blocking check of every published table, over all of its rows, that fails now."""
+    findings = generated.evaluate(con, [t.name for t in SERVING_TABLES], None, ctx)
+    return [f for f in findings if f.blocking and not f.passed and not f.warn]
+
+
+def write_serving(data: dict, target: Path, suppress_k: int = 0) -> dict[str, int]:
+    """Write ``data`` (table -> Arrow) as the serving file at ``target``, atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    with warehouse.connect() as con:
-        data = {t.name: con.execute(
-                    f"SELECT {', '.join(t.column_names())} FROM {t.name} "
-                    f"ORDER BY {', '.join(t.key)}").to_arrow_table()
-                for t in SERVING_TABLES}
     try:
         out = duckdb.connect(str(tmp), config={
             "storage_compatibility_version": STORAGE_COMPATIBILITY})
@@ -66,38 +84,73 @@ def publish(warehouse: Warehouse, target: Path, suppress_k: int = 0) -> dict[str
                 extra = ", false" if len(t.column_names(True)) > len(t.column_names()) else ""
                 out.execute(f"INSERT INTO {t.name} SELECT *{extra} FROM source")
                 out.unregister("source")
+                for statement in t.comments(serving=True):
+                    out.execute(statement)
+            for name, (description, sql, columns) in SERVING_VIEWS.items():
+                out.execute(f"CREATE VIEW {name} AS {sql}")
+                out.execute(f"COMMENT ON VIEW {name} IS {literal(description)}")
+                for column, text in columns.items():
+                    out.execute(f"COMMENT ON COLUMN {name}.{column} IS {literal(text)}")
             suppressed = _suppress(out, suppress_k)
             out.execute("CHECKPOINT")
         finally:
             out.close()
         expected = {name: table.num_rows for name, table in data.items()}
-        _check(tmp, expected)
+        _check_file(tmp, expected)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(target.parent)
+    except OSError as exc:
+        raise PublishError(f"cannot write the serving file {target}: {exc.strerror or exc} "
+                           "(the previous serving file is kept)") from None
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            if leftover.exists():
-                leftover.unlink()
+            leftover.unlink(missing_ok=True)
     return {**expected, "suppressed_cells": suppressed}
 
 
+def served_versions(con, days) -> dict[str, dict[str, str]]:
+    """The recorded versions of every published table partition of the current snapshots."""
+    wanted = {str(d) for d in days} | {""}
+    return {t.name: {p: v for p, v in versions_of(con, t.name).items() if p in wanted}
+            for t in SERVING_TABLES}
+
+
 @dg.asset(
-    kinds={"duckdb"}, group_name="serving", **WAREHOUSE_WRITER,
+    kinds={"duckdb"}, group_name="serving", code_version=CODE_VERSION,
     deps=[t.name for t in SERVING_TABLES],
-    description="The serving DuckDB file for BI tools: aggregate tables only, readable by "
-                "DuckDB 1.1 clients, replaced atomically.",
+    description="The serving DuckDB file for BI tools: aggregate tables only, documented, "
+                "readable by DuckDB 1.1 clients, replaced atomically, published only while every "
+                "blocking check of its tables passes on the data now in the warehouse.",
 )
-def serving_file(context: dg.AssetExecutionContext, warehouse: Warehouse, settings: Settings):
-    counts = publish(warehouse, Path(settings.serving), settings.suppress_k)
-    context.log.info(f"published {settings.serving}")
-    return dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(str(Path(settings.serving).resolve())),
-        "dagster/row_count": sum(v for k, v in counts.items() if k != "suppressed_cells"),
-        **{f"rows_{k}": v for k, v in counts.items()},
-    })
+def serving_file(context: dg.AssetExecutionContext, warehouse: Warehouse,
+                 settings: Settings) -> dg.MaterializeResult:
+    from readers.landing import scan
+
+    from assets.history import snapshot_days
+    from assets.ingest import settling
+
+    store = warehouse.store_id()
+    target = settings.serving_path
+    ready = lambda files: not settling(files[0], settings.settle_seconds)  # noqa: E731
+    landing = scan(settings.landing_path)
+    days = snapshot_days(landing, warehouse.lake.all_manifests())
+    with warehouse.connect() as con:
+        failing = blocking_failures(con, {"landing": landing, "ready": ready})
+        if failing:
+            raise PublishError(
+                "not published, the serving file keeps its previous state: blocking check(s) "
+                + ", ".join(f.label for f in failing) + " fail on the data in the warehouse")
+        data = {t.name: con.execute(
+                    f"SELECT {t.select_list()} FROM {t.name} "
+                    f"ORDER BY {', '.join(quote(k) for k in t.key)}").to_arrow_table()
+                for t in SERVING_TABLES}
+        version_ = version(store, served_versions(con, days), settings.suppress_k)
+    counts = write_serving(data, target, settings.suppress_k)
+    context.log.info(f"published {target}")
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(version_),
+        metadata={"path": dg.MetadataValue.path(str(target.resolve())),
+                  "dagster/row_count": sum(v for k, v in counts.items() if k != "suppressed_cells"),
+                  **{f"rows_{k}": v for k, v in counts.items()}})

@@ -16,13 +16,24 @@ from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
 DEMO_KEY_FILE = Path("data/demo-hmac.key")
+_FLAGS = {"landing": "CAKUPAN_LANDING", "warehouse": "CAKUPAN_WAREHOUSE",
+          "serving": "CAKUPAN_SERVING"}
+
+
+class UserError(RuntimeError):
+    pass
 
 
 def _settings(args):
+    """Flags become CAKUPAN_* variables first: the code location (loaded in this process, or by
+    a daemon) reads its settings from the environment, so both always agree."""
     from pipelines.resources import settings_from_env
 
-    overrides = {name: getattr(args, name, None) for name in ("landing", "serving", "warehouse")}
-    return settings_from_env(**{k: v for k, v in overrides.items() if v})
+    for name, env in _FLAGS.items():
+        value = getattr(args, name, None)
+        if value:
+            os.environ[env] = str(Path(value).absolute())
+    return settings_from_env()
 
 
 def cmd_demo(args) -> int:
@@ -30,8 +41,12 @@ def cmd_demo(args) -> int:
 
     out = Path(args.out)
     started = time.perf_counter()
-    manifest = generate_landing(out, scale=args.scale, snapshots=args.snapshots, seed=args.seed,
-                                progress=lambda msg: print(f"  {msg}", file=sys.stderr))
+    try:
+        manifest = generate_landing(out, scale=args.scale, snapshots=args.snapshots,
+                                    seed=args.seed,
+                                    progress=lambda msg: print(f"  {msg}", file=sys.stderr))
+    except ValueError as exc:   # DemoRefused: a user's directory is never overwritten
+        raise UserError(str(exc)) from None
     print(f"demo landing zone written to {out} in {time.perf_counter() - started:.1f} s "
           f"(scale {args.scale}, {len(manifest['snapshots'])} snapshots)")
     if not os.environ.get("CAKUPAN_HMAC_KEY"):
@@ -57,93 +72,123 @@ def cmd_demo_key(args) -> int:
     return EXIT_OK
 
 
-def cmd_run(args) -> int:
-    from pipelines.report import tier_table
-    from pipelines.resources import hmac_pads
-    from pipelines.runner import Runner, StepFailed
+def _present_rejections(con, landing) -> list[tuple[str, str]]:
+    present = {f.relpath for f in landing.files()}
+    rows = con.execute("SELECT source_file, message FROM load_log WHERE status = 'rejected' "
+                       "ORDER BY snapshot_date, source_file").fetchall()
+    out = [(src, msg) for src, msg in rows if src in present]
+    sets = {str(day) for day in landing.potential}
+    out += [(f"potential/{day}/", msg) for day, msg in con.execute(
+        "SELECT CAST(valid_from AS VARCHAR), message FROM potential_set "
+        "WHERE status = 'rejected' ORDER BY valid_from").fetchall() if day in sets]
+    return out
 
-    hmac_pads()  # refuse to start without the key
+
+def cmd_run(args) -> int:
+    from readers import keys
+    from readers.landing import scan
+
+    from pipelines.report import load_summary, tier_table
+    from pipelines.runner import Refresh, StepFailed
+
     settings, warehouse = _settings(args)
+    try:
+        keys.hmac_key()
+    except keys.KeyProblem as exc:
+        raise UserError(str(exc)) from None
     if not settings.landing_path.is_dir():
         raise UserError(f"landing zone {settings.landing} does not exist "
                         "(generate one with `cakupan demo`, or pass --landing DIR)")
     print(f"cakupan run: landing {settings.landing}, warehouse {warehouse.database}, "
           f"serving {settings.serving}")
     started = time.perf_counter()
-    runner = Runner(settings, warehouse)
+    refresh = Refresh(settings, warehouse, echo=lambda m: print(m, file=sys.stderr, flush=True))
     code, failure = EXIT_OK, None
     try:
-        summary = runner.run()
+        summary = refresh.run()
     except StepFailed as exc:
-        summary, code, failure = runner.summary, EXIT_FAILED, str(exc)
+        summary, code, failure = refresh.summary, EXIT_FAILED, str(exc)
     total = time.perf_counter() - started
+    landing = scan(settings.landing_path)
+    rejected = []
+    if warehouse.path.exists():
+        with warehouse.connect(read_only=True) as con:
+            rejected = _present_rejections(con, landing)
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps({
-            "stages": summary.stages, "total_seconds": round(total, 3),
-            "published": summary.published, "rejected": summary.rejected,
-            "failure": failure, "exit_code": code if failure or not summary.rejected
-            else EXIT_REJECTED}, indent=2))
+            "stages": summary.stages, "total_seconds": round(total, 3), "runs": summary.runs,
+            "invocation": summary.invocation, "published": summary.published,
+            "rejected": rejected, "warnings": summary.warnings, "failure": failure,
+            "exit_code": code if failure or not rejected else EXIT_REJECTED}, indent=2))
+    for line in summary.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if summary.waiting:
+        print(f"waiting: {len(summary.waiting)} file(s) still being written, left for the next "
+              f"run: {', '.join(summary.waiting[:5])}", file=sys.stderr)
     if failure:
         print(f"\nFAILED: {failure}\nThe serving file keeps its previous good state.",
               file=sys.stderr)
         return EXIT_FAILED
-    print(f"\ndone in {total:.1f} s; snapshots with new deliveries: "
-          f"{', '.join(summary.snapshots_ingested) or 'none'}")
-    print(_load_summary(warehouse, summary.snapshots_ingested))
-    print()
-    print(tier_table(Path(settings.serving)))
-    if summary.rejected:
-        print(f"\n{len(summary.rejected)} file(s) rejected whole:", file=sys.stderr)
-        for src, msg in summary.rejected:
+    print(f"\ndone in {total:.1f} s in {len(summary.runs)} run(s) (tag cakupan/invocation="
+          f"{summary.invocation}); snapshots recounted: {', '.join(summary.snapshots) or 'none'}")
+    if summary.snapshots and warehouse.path.exists():
+        print(load_summary(warehouse, summary.snapshots))
+    if settings.serving_path.exists():
+        print()
+        print(tier_table(settings.serving_path))
+    if rejected:
+        print(f"\n{len(rejected)} file(s) rejected whole:", file=sys.stderr)
+        for src, msg in rejected:
             print(f"  {src}: {msg}", file=sys.stderr)
         return EXIT_REJECTED
     return EXIT_OK
-
-
-def _load_summary(warehouse, days: list[str]) -> str:
-    if not days:
-        return "nothing new was delivered."
-    with warehouse.connect() as con:
-        rows = con.execute(
-            "SELECT CAST(snapshot_date AS VARCHAR), count(*) FILTER (status = 'loaded'), "
-            "count(*) FILTER (status = 'rejected'), count(*) FILTER (status = 'superseded'), "
-            "coalesce(sum(rows_read), 0), sum(rows_loaded), sum(rows_rejected) FROM load_log "
-            "WHERE CAST(snapshot_date AS VARCHAR) IN (SELECT unnest(?)) GROUP BY 1 ORDER BY 1",
-            [days]).fetchall()
-    lines = [f"{'snapshot':<11} {'loaded':>6} {'rejected':>8} {'superseded':>10} "
-             f"{'rows read':>11} {'rows loaded':>11} {'quarantined':>11}"]
-    lines += [f"{d:<11} {a:>6} {b:>8} {c:>10} {r:>11,} {l:>11,} {q:>11,}"
-              for d, a, b, c, r, l, q in rows]
-    return "\n".join(lines)
 
 
 def cmd_report(args) -> int:
     from pipelines.report import tier_table
 
     settings, _ = _settings(args)
-    print(tier_table(Path(settings.serving), args.snapshot))
+    print(tier_table(settings.serving_path, args.snapshot))
     return EXIT_OK
 
 
-def cmd_dev(args) -> int:
-    from pipelines.instance import dagster_home
+def _bin(name: str) -> str:
+    """A console script of this interpreter's environment: works without the venv on PATH."""
+    local = Path(sys.executable).parent / name
+    if not local.exists():
+        raise UserError(f"{name} is not installed next to {sys.executable}")
+    return str(local)
 
-    dagster_home()
-    root = Path(__file__).resolve().parents[1]
-    os.execvp("dagster", ["dagster", "dev", "-w", str(root / "workspace.yaml"),
-                          "-p", str(args.port), "-h", args.host])
+
+def _service_env(args) -> None:
+    from readers import keys
+
+    from pipelines.instance import ROOT, dagster_home
+
+    settings, warehouse = _settings(args)
+    if (os.environ.get("CAKUPAN_PROFILE") or "embedded") == "production":
+        try:
+            keys.hmac_key()
+        except keys.KeyProblem as exc:
+            raise UserError(f"the production profile needs the key: {exc}") from None
+    dagster_home(warehouse.path)
+    os.chdir(ROOT)
+
+
+def cmd_dev(args) -> int:
+    from pipelines.instance import ROOT
+
+    _service_env(args)
+    os.execv(_bin("dagster"), [_bin("dagster"), "dev", "-w", str(ROOT / "workspace.yaml"),
+                               "-p", str(args.port), "-h", args.host])
 
 
 def cmd_daemon(args) -> int:
-    from pipelines.instance import dagster_home
+    from pipelines.instance import ROOT
 
-    dagster_home()  # CAKUPAN_PROFILE=production: deploy/dagster.yaml (PostgreSQL)
-    root = Path(__file__).resolve().parents[1]
-    os.execvp("dagster-daemon", ["dagster-daemon", "run", "-w", str(root / "workspace.yaml")])
-
-
-class UserError(RuntimeError):
-    pass
+    _service_env(args)
+    os.execv(_bin("dagster-daemon"), [_bin("dagster-daemon"), "run", "-w",
+                                      str(ROOT / "workspace.yaml")])
 
 
 def parser() -> argparse.ArgumentParser:
@@ -155,28 +200,30 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="data/landing")
     demo.add_argument("--scale", type=float, default=1.0,
                       help="1 reproduces the RDP Komisi IX (Nov 2021) tier figures")
-    demo.add_argument("--snapshots", type=int, default=6, help="monthly snapshots")
+    demo.add_argument("--snapshots", type=int, default=13, help="monthly snapshots")
     demo.add_argument("--seed", type=int, default=20211115)
     demo.set_defaults(func=cmd_demo)
     key = sub.add_parser("demo-key", help="print the demo's local HMAC key (creating it)")
     key.set_defaults(func=cmd_demo_key)
-    run = sub.add_parser("run", help="materialize every pending partition and publish")
-    run.add_argument("--landing")
-    run.add_argument("--warehouse")
-    run.add_argument("--serving")
+    run = sub.add_parser("run", help="refresh everything whose inputs changed, and publish")
+    for name in _FLAGS:
+        run.add_argument(f"--{name}")
     run.add_argument("--summary-json", help="write stage timings and outcome as JSON")
     run.set_defaults(func=cmd_run)
     report = sub.add_parser("report", help="print coverage by tier")
     report.add_argument("--snapshot", help="YYYY-MM-DD (default: the latest)")
     report.add_argument("--serving")
     report.set_defaults(func=cmd_report)
-    dev = sub.add_parser("dev", help="open the Dagster UI (dagster dev -w workspace.yaml)")
-    dev.add_argument("--port", type=int, default=3000)
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.set_defaults(func=cmd_dev)
-    daemon = sub.add_parser("daemon", help="run the Dagster daemon (sensors, schedules, run "
-                            "queue): dagster-daemon run -w workspace.yaml")
-    daemon.set_defaults(func=cmd_daemon)
+    for name, helptext, func in (
+            ("dev", "open the Dagster UI (dagster dev -w workspace.yaml)", cmd_dev),
+            ("daemon", "run the Dagster daemon (sensors, run queue, run monitoring)", cmd_daemon)):
+        cmd = sub.add_parser(name, help=helptext)
+        for flag in _FLAGS:
+            cmd.add_argument(f"--{flag}")
+        if name == "dev":
+            cmd.add_argument("--port", type=int, default=3000)
+            cmd.add_argument("--host", default="127.0.0.1")
+        cmd.set_defaults(func=func)
     return p
 
 
@@ -192,12 +239,18 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one clear message, never a traceback
         if os.environ.get("CAKUPAN_DEBUG"):
             raise
+        from assets.resources import PermanentError
+        from pipelines.instance import InstanceMismatch
         from pipelines.report import ReportError
-        from pipelines.resources import HmacKeyMissing
 
-        known = (UserError, ReportError, HmacKeyMissing)
-        prefix = "" if isinstance(exc, known) else f"{type(exc).__name__}: "
-        print(f"cakupan: {prefix}{exc}", file=sys.stderr)
+        known = (UserError, ReportError, InstanceMismatch)
+        if isinstance(exc, PermanentError):
+            message = exc.description
+        elif isinstance(exc, known):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        print(f"cakupan: {message}", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -1,28 +1,26 @@
-"""The Dagster code location: every asset, check, job and resource of cakupan.
+"""The Dagster code location: every asset, check, sensor, schedule and resource of cakupan.
 
-Cross-cutting policy is applied here once, over all assets: the column schema of each table
-(from :mod:`schemas.tables`) as ``dagster/column_schema`` metadata; and every warehouse writer
-(pool "warehouse") must carry the warehouse retry policy (see ``WAREHOUSE_WRITER`` in
-:mod:`pipelines.resources`: Dagster has no Definitions-wide op retry policy for assets, so the
-decorators share one helper and this module refuses to build if one forgot it).
-
-Operations: the landing sensor (:mod:`pipelines.sensors`), the nightly schedule
-(:mod:`pipelines.schedules`) and ``refresh_job`` they launch.
+Cross-cutting policy is applied here once, over all assets: the column schema and table name of
+each table (from :mod:`schemas.tables`) as metadata, and the one-line console logger of
+``cakupan run``. Runs execute in process (one step after another: DuckDB admits one writer, and
+a step per subprocess would cost seconds each).
 """
 from __future__ import annotations
 
+import logging
+import sys
+
 import dagster as dg
 
-from assets import (coverage, enrollment, ingest, load_log, potential, publish, quarantine,
-                    reference)
-from assets.checks import GENERATED_CHECKS
-from pipelines.jobs import JOBS
-from pipelines.resources import WAREHOUSE_RETRY, Settings, Warehouse, settings_from_env
-from pipelines.schedules import nightly_schedule
-from pipelines.sensors import landing_sensor
+from assets.ingest import enrollment_rows
+from assets.potential import potential
+from assets.publish import serving_file
+from assets.reference import region_reference
+from assets.resources import Settings, Warehouse
+from assets.snapshot import build_snapshot_tables
+from pipelines.resources import settings_from_env
+from pipelines.sensors import landing_sensor, nightly_sensor
 from schemas.tables import TABLES
-
-ASSET_MODULES = [reference, potential, ingest, quarantine, load_log, enrollment, coverage, publish]
 
 
 def _with_column_schema(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -33,30 +31,42 @@ def _with_column_schema(spec: dg.AssetSpec) -> dg.AssetSpec:
         dg.TableColumn(c.name, c.sql_type, description=c.description,
                        constraints=dg.TableColumnConstraints(nullable=c.nullable))
         for c in table.cols()])
+    where = "lake" if table.storage == "lake" else "warehouse"
     return spec.merge_attributes(metadata={"dagster/column_schema": schema,
-                                           "dagster/table_name": f"warehouse.{table.name}"})
+                                           "dagster/table_name": f"{where}.{table.name}"})
 
 
-def _check_retry_policy(assets) -> None:
-    for a in assets:
-        if a.op.pool == "warehouse" and a.op.retry_policy != WAREHOUSE_RETRY:
-            raise dg.DagsterInvariantViolationError(
-                f"warehouse writer {a.op.name} lacks the warehouse retry policy: "
-                "use **WAREHOUSE_WRITER in its decorator")
+@dg.logger(description="cakupan's own messages, one line each, to stderr (no event lines).")
+def console(_init_context):
+    class OwnMessages(logging.Filter):
+        def filter(self, record):
+            meta = getattr(record, "dagster_meta", None) or {}
+            if meta.get("dagster_event") is not None:
+                return False
+            record.msg, record.args = meta.get("orig_message", record.msg), ()
+            return True
+
+    log = logging.getLogger("cakupan.progress")
+    log.setLevel(logging.INFO)
+    for old in list(log.handlers):  # a new run may have a new stderr (tests, notebooks)
+        log.removeHandler(old)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("    %(message)s"))
+    handler.addFilter(OwnMessages())
+    log.addHandler(handler)
+    log.propagate = False
+    return log
 
 
-def build_definitions(settings: Settings, warehouse: Warehouse,
-                      loggers: dict | None = None) -> dg.Definitions:
-    assets = dg.load_assets_from_modules(ASSET_MODULES)
-    _check_retry_policy(assets)
+def build_definitions(settings: Settings, warehouse: Warehouse) -> dg.Definitions:
+    assets = [region_reference, potential, enrollment_rows,
+              build_snapshot_tables(settings.grace_months), serving_file]
     defs = dg.Definitions(
         assets=assets,
-        asset_checks=GENERATED_CHECKS,
-        jobs=JOBS,
-        sensors=[landing_sensor],
-        schedules=[nightly_schedule()],
+        sensors=[landing_sensor, nightly_sensor()],
         resources={"warehouse": warehouse, "settings": settings},
-        loggers=loggers,
+        loggers={"console": console},
+        executor=dg.in_process_executor,
     )
     return defs.map_resolved_asset_specs(func=_with_column_schema)
 

@@ -59,3 +59,19 @@ def tier_table(serving: Path, snapshot: str | None = None) -> str:
               f"{'national':<8} {'distinct people':<20} {_num(active):>11} {_num(inactive):>11} "
               f"{_num(potential):>12} {_pct(pct):>11}"]
     return "\n".join(lines)
+
+
+def load_summary(warehouse, days: list[str]) -> str:
+    """Files and rows per snapshot, from the load log."""
+    with warehouse.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT CAST(snapshot_date AS VARCHAR), count(*) FILTER (status = 'loaded'), "
+            "count(*) FILTER (status = 'rejected'), count(*) FILTER (status = 'superseded'), "
+            "coalesce(sum(rows_read), 0), sum(rows_loaded), sum(rows_rejected) FROM load_log "
+            "WHERE CAST(snapshot_date AS VARCHAR) IN (SELECT unnest(?)) GROUP BY 1 ORDER BY 1",
+            [days]).fetchall()
+    lines = [f"{'snapshot':<11} {'loaded':>6} {'rejected':>8} {'superseded':>10} "
+             f"{'rows read':>11} {'rows loaded':>11} {'quarantined':>11}"]
+    lines += [f"{d:<11} {a:>6} {b:>8} {c:>10} {r:>11,} {l:>11,} {q:>11,}"
+              for d, a, b, c, r, l, q in rows]
+    return "\n".join(lines)

@@ -1,33 +1,33 @@
-"""`cakupan run`: materialize every pending partition through Dagster, in few runs.
+"""`cakupan run`: the same refresh the sensors request, executed here without a daemon.
 
-1. inputs: region reference and potential sets (unpartitioned);
-2. ingest: every delivery whose files changed, one run over the snapshot dates concerned;
-3. enrollment: load log and per-tier dedupe of those snapshots;
-4. coverage: coverage tables of every snapshot whose inputs changed (all snapshots when the
-   potential sets or the grace setting changed), with their generated asset checks;
-5. publish: the serving file, only when every step and every blocking check passed.
+The planner (:mod:`pipelines.planner`) decides what to request, exactly as for the sensors; the
+requests become runs grouped the way the backfill daemon groups them (one run per partitions
+definition and contiguous range), created through Dagster's own run submission with the code
+location loaded in process under the workspace's location name (so every run has a launchable
+origin, and the UI can re-execute it), and executed in this process, one after another. The
+runs of one invocation share the tag ``cakupan/invocation``. Deferred partitions (see the
+planner) are planned again after the first round.
 
-``Runner(..., instance=..., tags=...).run(only={dates})`` is the same refresh limited to the
-deliveries of some snapshot dates (what the landing sensor requests, through ``refresh_job``);
-a change of the potential sets or of the grace setting still recounts every snapshot.
+Before anything, runs left unfinished by a process that is gone (a killed ``cakupan run``) are
+marked failed: no state of a dead run blocks this one. ``cakupan run`` holds no pool slot.
 """
 from __future__ import annotations
 
-import datetime as dt
+import asyncio
 import logging
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import dagster as dg
 
-from pipelines.definitions import build_definitions
-from pipelines.instance import get_instance
-from pipelines.landing import scan_enrollment, scan_potential
-from pipelines.partitions import SNAPSHOTS, delivery_range
-from pipelines.resources import Settings, Warehouse
+from pipelines import planner
+from pipelines.instance import LOCATION_NAME, ROOT, bind, dagster_home
+from pipelines.launcher import fail_orphans
+from pipelines.sensors import refresh_in_progress
 
-from assets.ingest import pending
+ROUNDS = 4
 
 
 class StepFailed(RuntimeError):
@@ -37,154 +37,129 @@ class StepFailed(RuntimeError):
 @dataclass
 class RunSummary:
     stages: dict[str, float] = field(default_factory=dict)
-    snapshots_ingested: list[str] = field(default_factory=list)
-    snapshots_recounted: list[str] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
+    snapshots: list[str] = field(default_factory=list)
     published: bool = False
+    warnings: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    invocation: str = ""
 
 
-@dg.logger(description="Prints what cakupan's own code logs, one line each, to stderr.")
-def progress_logger(_init_context):
-    class OwnMessages(logging.Filter):
-        def filter(self, record):
-            meta = getattr(record, "dagster_meta", None) or {}
-            if meta.get("dagster_event") is not None:
-                return False
-            record.msg, record.args = meta.get("orig_message", record.msg), ()
-            return True
+def _instance(home):
+    from dagster._core.instance.ref import InstanceRef
 
-    log = logging.getLogger("cakupan.progress")
-    log.setLevel(logging.INFO)
-    for old in list(log.handlers):  # a new run may have a new stderr (tests, notebooks)
-        log.removeHandler(old)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("    %(message)s"))
-    handler.addFilter(OwnMessages())
-    log.addHandler(handler)
-    log.propagate = False
-    return log
+    overrides = {
+        "run_coordinator": {"module": "dagster._core.run_coordinator",
+                            "class": "DefaultRunCoordinator"},
+        "run_launcher": {"module": "pipelines.launcher", "class": "InProcessRunLauncher"},
+    }
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
 
 
-def _failure(result: dg.ExecuteInProcessResult) -> str:
+def _workspace(instance):
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(executable_path=sys.executable, module_name="pipelines.definitions",
+                             attribute="defs", working_directory=str(ROOT)),
+        location_name=LOCATION_NAME)
+    return WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin))
+
+
+def _stage(rr: dg.RunRequest) -> str:
+    names = sorted(k.to_user_string() for k in rr.asset_selection or [])
+    start = (rr.tags or {}).get("dagster/asset_partition_range_start")
+    end = (rr.tags or {}).get("dagster/asset_partition_range_end")
+    what = ", ".join(names) if len(names) <= 3 else f"{len(names)} tables"
+    return what + (f" [{start} .. {end}]" if start and start != end else
+                   f" [{start}]" if start else "")
+
+
+def _failure(instance, run) -> str:
     lines = []
-    for event in result.all_events:
+    records = instance.get_records_for_run(run.run_id, of_type={
+        dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             err = event.step_failure_data.error
             while err is not None and err.cause is not None:
                 err = err.cause
             lines.append(f"{event.step_key}: {(err.message if err else 'failed').strip()}")
-    for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-            lines.append(f"check {evaluation.asset_key.to_user_string()}:"
-                         f"{evaluation.check_name} failed")
-    return "; ".join(lines) or "the run failed"
+    if not lines and records:
+        lines.append(records[-1].event_log_entry.dagster_event.message or "the run failed")
+    return "; ".join(dict.fromkeys(lines)) or "the run failed"
 
 
-class Runner:
-    def __init__(self, settings: Settings, warehouse: Warehouse, echo=print,
-                 instance: dg.DagsterInstance | None = None, tags: dict | None = None):
+def _checks(instance, run) -> tuple[list[str], list[str]]:
+    """(failed blocking checks, failed warning checks) evaluated in ``run``."""
+    blocking, warning = [], []
+    records = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    for record in records:
+        e = record.event_log_entry.dagster_event.event_specific_data
+        if not e.passed:
+            label = f"{e.asset_key.to_user_string()}:{e.check_name}"
+            (blocking if e.severity == dg.AssetCheckSeverity.ERROR else warning).append(label)
+    return blocking, warning
+
+
+class Refresh:
+    def __init__(self, settings, warehouse, echo=print):
         self.settings, self.warehouse, self.echo = settings, warehouse, echo
-        self.defs = build_definitions(settings, warehouse, loggers={"progress": progress_logger})
-        self.instance = instance if instance is not None else get_instance()
-        self.tags = dict(tags or {})  # added to every run launched (e.g. the parent run's id)
-        self.summary = RunSummary()
+        self.summary = RunSummary(invocation=uuid.uuid4().hex[:12])
 
-    def _execute(self, stage: str, job_name: str, keys: list[str] | None = None) -> None:
-        tags = dict(self.tags)
-        if keys is not None:
-            if not keys:
-                return
-            tags.update({"dagster/asset_partition_range_start": keys[0],
-                         "dagster/asset_partition_range_end": keys[-1]})
-        self.echo(f"  {stage} ...", flush=True)
-        started = time.perf_counter()
-        result = self.defs.resolve_job_def(job_name).execute_in_process(
-            instance=self.instance, tags=tags, raise_on_error=False,
-            run_config={"loggers": {"progress": {}}})
-        self.summary.stages[stage] = round(time.perf_counter() - started, 3)
-        failed = not result.success or any(
-            not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
-            for e in result.get_asset_check_evaluations())
-        if failed:
-            raise StepFailed(f"{stage}: {_failure(result)}")
+    def run(self) -> RunSummary:
+        from dagster._core.execution.submit_asset_runs import submit_asset_run
 
-    def _date_range(self, days: set[dt.date]) -> list[str]:
-        """Dynamic partition keys spanning ``days`` (keys are ordered as they were added)."""
-        known = self.instance.get_dynamic_partitions(SNAPSHOTS.name)
-        wanted = [i for i, k in enumerate(known) if dt.date.fromisoformat(k) in days]
-        return known[min(wanted):max(wanted) + 1] if wanted else []
+        from pipelines.definitions import defs
 
-    def _date_blocks(self, days: set[dt.date], split: bool) -> list[list[str]]:
-        """``[_date_range(days)]``, or with ``split`` one range per contiguous block of ``days``
-        (a range must not reach dates outside ``days``)."""
-        if not split:
-            return [self._date_range(days)]
-        blocks: list[list[str]] = []
-        previous = None
-        for i, key in enumerate(self.instance.get_dynamic_partitions(SNAPSHOTS.name)):
-            if dt.date.fromisoformat(key) in days:
-                if previous == i - 1:
-                    blocks[-1].append(key)
-                else:
-                    blocks.append([key])
-                previous = i
-        return blocks
-
-    def run(self, only: set[dt.date] | None = None) -> RunSummary:
-        """Everything pending; with ``only``, just the deliveries of those snapshot dates."""
         s = self.summary
-        with self.warehouse.connect() as con:
-            before = con.execute("SELECT count(*), max(loaded_at) FROM potential_set").fetchone()
-            grace_before = con.execute(
-                "SELECT DISTINCT (months(snapshot_date) - paid_month <= ?) = active FROM "
-                "enrollment WHERE paid_month IS NOT NULL LIMIT 2",
-                [self.settings.grace_months]).fetchall()
-        self._execute("inputs (region reference, potential)", "inputs_job")
-
-        deliveries, misfits = scan_enrollment(self.settings.landing_path)
-        all_days = sorted({d for d, _ in deliveries} | {m.snapshot for m in misfits})
-        if only is not None:
-            deliveries = {k: v for k, v in deliveries.items() if k[0] in only}
-            misfits = [m for m in misfits if m.snapshot in only]
-        days = sorted({d for d, _ in deliveries} | {m.snapshot for m in misfits})
-        known = set(self.instance.get_dynamic_partitions(SNAPSHOTS.name))
-        new = [str(d) for d in days if str(d) not in known]
-        if new:
-            self.instance.add_dynamic_partitions(SNAPSHOTS.name, new)
-        with self.warehouse.connect() as con:
-            todo = pending(con, deliveries)
-            after = con.execute("SELECT count(*), max(loaded_at) FROM potential_set").fetchone()
-            counted = {r[0] for r in con.execute(
-                "SELECT DISTINCT snapshot_date FROM coverage_national").fetchall()}
-            logged = {r[0] for r in con.execute(
-                "SELECT DISTINCT snapshot_date FROM load_log").fetchall()}
-        changed_days = {d for d, _ in todo} | {d for d in days if d not in logged}
-        self.summary.snapshots_ingested = sorted(map(str, changed_days))
-
-        split = only is not None
-        for ingest_days in self._date_blocks({d for d, _ in todo}, split):
-            if ingest_days:
-                self._execute(f"ingest ({len(todo)} deliveries)", "ingest_job",
-                              list(delivery_range(ingest_days[0], ingest_days[-1])))
-        regrace = any(not ok for (ok,) in grace_before)
-        recount = set(all_days) if regrace else changed_days
-        for block in self._date_blocks(recount, split and not regrace):
-            self._execute("enrollment (load log, dedupe)", "enrollment_job", block)
-        stale = set(all_days) if (after != before or regrace) else (
-            recount | {d for d in days if d not in counted})
-        s.snapshots_recounted = sorted(map(str, stale))
-        for block in self._date_blocks(stale, split and stale != set(all_days)):
-            self._execute(f"coverage ({len(stale)} snapshots)", "coverage_job", block)
-        self._execute("publish serving file", "publish_job")
-        s.published = True
-        with self.warehouse.connect() as con:
-            present = {f.relpath for files in deliveries.values() for f in files}
-            present |= {m.relpath for m in misfits}
-            s.rejected = [(src, msg) for src, msg in con.execute(
-                "SELECT source_file, message FROM load_log WHERE status = 'rejected' "
-                "ORDER BY snapshot_date, source_file").fetchall() if src in present]
-            sets = {str(day) for day in scan_potential(self.settings.landing_path)}
-            s.rejected += [(f"potential/{day}/", msg) for day, msg in con.execute(
-                "SELECT CAST(valid_from AS VARCHAR), message FROM potential_set "
-                "WHERE status = 'rejected' ORDER BY valid_from").fetchall() if day in sets]
+        home = dagster_home(self.warehouse.path)
+        instance = _instance(home)
+        bind(home, self.warehouse.path, self.warehouse.store_id())
+        fail_orphans(instance, lambda m: self.echo(m))
+        busy = refresh_in_progress(instance)
+        if busy:
+            raise StepFailed(f"a refresh launched by the daemon is in progress (backfill "
+                             f"{busy[0]}); wait for it to finish or cancel it in the UI")
+        tags = {"cakupan/invocation": s.invocation, "cakupan/trigger": "cli"}
+        quiet = logging.getLogger("cakupan.submit")
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
+        asset_graph = defs.resolve_asset_graph()
+        with _workspace(instance) as ctx:
+            for _ in range(ROUNDS):
+                p = planner.plan(self.settings, self.warehouse, instance)
+                s.waiting = p.waiting
+                if p.empty:
+                    break
+                planner.add_partitions(p, instance)
+                s.snapshots = sorted(set(s.snapshots) | {
+                    k for a, parts in p.requested.items() if a == "load_log" for k in parts})
+                for i, rr in enumerate(planner.run_requests(p, asset_graph, instance, tags)):
+                    stage = _stage(rr)
+                    self.echo(f"  {stage} ...")
+                    started = time.perf_counter()
+                    run = asyncio.run(submit_asset_run(
+                        None, rr, i, instance, ctx, ctx.create_request_context(), {}, {},
+                        quiet))
+                    run = instance.get_run_by_id(run.run_id)
+                    s.stages[stage] = round(time.perf_counter() - started, 3)
+                    s.runs.append(run.run_id)
+                    blocking, warning = _checks(instance, run)
+                    s.warnings += [f"check {w} failed (warning)" for w in warning]
+                    if run.status != dg.DagsterRunStatus.SUCCESS:
+                        detail = _failure(instance, run)
+                        if blocking:
+                            detail += "; blocking check(s) failed: " + ", ".join(blocking)
+                        raise StepFailed(f"{stage}: {detail}")
+                    if blocking:
+                        raise StepFailed(f"{stage}: blocking check(s) failed: "
+                                         + ", ".join(blocking))
+                    if "serving_file" in stage:
+                        s.published = True
         return s

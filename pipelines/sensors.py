@@ -1,136 +1,152 @@
-"""The landing sensor: refresh a snapshot as soon as its deliveries have landed for good.
+"""Sensors: they decide when to refresh, the planner decides what.
 
-Every tick scans the landing zone (``enrollment/<date>/`` and ``potential/<date>/``) and keeps,
-in the cursor (JSON), each file's ``{size, mtime, sha256}`` and the content hash last requested
-for it:
+* ``landing_sensor`` (every ``CAKUPAN_SENSOR_INTERVAL`` seconds, default 60): a delivery is
+  ready once each of its files kept its size and mtime since the previous tick (a file still
+  being copied keeps growing or being touched) and was not modified in the last
+  ``CAKUPAN_SETTLE_SECONDS``; a potential, targets or published file still moving holds back
+  the whole tick. The ready part of the landing zone is planned (:func:`pipelines.planner.plan`):
+  new deliveries and snapshot dates are added as dynamic partitions in the same tick, and what
+  changed is requested as ONE asset backfill, which the backfill daemon runs in dependency
+  order, one run per partitions definition and contiguous range (single-run backfill policy).
+* ``nightly_refresh`` (cron ``CAKUPAN_NIGHTLY_CRON``, default ``0 2 * * *``, Asia/Jakarta):
+  the same plan over everything once a night, the safety net behind the landing sensor (a
+  missed tick, a setting changed, a rule changed with a deploy). It is a sensor that fires on
+  its cron, not a ``ScheduleDefinition``: Dagster schedules can launch runs but not backfills,
+  and a refresh needs the backfill's ordering (ingest before the snapshot tables before the
+  serving file).
 
-* **ready** -- a file is ready only when its size and mtime are identical on two consecutive
-  ticks (a file still being copied keeps growing or being touched). Its sha256 is computed once,
-  on the tick it becomes ready, and kept until its size or mtime change again. A snapshot date
-  waits while *any* of its files is not ready, so a run never reads a half-written sibling.
-* **content, not fingerprint** -- work is keyed by the file's sha256: a re-delivered file with
-  the same bytes (even with a new mtime) requests nothing. (The next `cakupan run` or nightly
-  refresh re-reads it, since the assets key deliveries by name, size and mtime; harmless.)
-  A file with new bytes requests a refresh of only its snapshot date(s). A changed potential set
-  requests a full refresh, since a denominator applies to every later snapshot. Deleted files
-  leave the cursor and request nothing (the nightly refresh reconciles them); delivered again
-  later, they count as new.
-* **one run per change** -- the tick's changes become ONE ``RunRequest`` of ``refresh_job``
-  (see :func:`pipelines.jobs.refresh` for why one op job driving the stage jobs, not an asset job
-  per stage): config ``dates`` = the affected snapshot dates, tags ``cakupan/snapshots`` and the
-  delivery partition range of the ingest (``cakupan/partition_range_start``/``_end``, as
-  ``dagster/asset_partition_range_*`` are on the ingest child run). Inside, the ingest child run
-  covers whole dates (every province office); deliveries whose fingerprint did not change are
-  skipped by the asset, so untouched offices cost nothing.
-* ``run_key`` is the sha256 of the changed files' ``path:old-hash->new-hash`` transitions: a tick
-  repeated after a lost cursor update cannot launch the same refresh twice, while a file going
-  back to earlier bytes (A -> B -> A) is a new transition and is refreshed.
-* new snapshot dates are added to the ``snapshots`` dynamic partitions in the same tick
-  (``SensorResult.dynamic_partitions_requests``), before the run is launched.
-
-Default status RUNNING: with ``dagster dev`` (or a daemon) the sensor starts by itself, which is
-what a landing zone wants in development and in production; stop it in the UI (or set
-``CAKUPAN_SENSOR_DEFAULT=stopped``) where a landing zone must only be processed by hand.
+Neither starts while a refresh backfill is in progress: the next tick plans what is left. A
+trend partition deferred by the planner (its previous snapshot was being recomputed) is
+requested by the next tick.
 """
-from __future__ import annotations
 
-import hashlib
+import datetime as dt
 import json
 import os
+import uuid
+import zoneinfo
 
 import dagster as dg
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+from dagster._utils.schedules import cron_string_iterator
 
-from pipelines.jobs import refresh_job
-from pipelines.landing import LandedFile, scan_enrollment, scan_potential
-from pipelines.partitions import SNAPSHOTS, delivery_range
-from pipelines.resources import Settings
+from readers.landing import scan
 
-TICK_SECONDS = int(os.environ.get("CAKUPAN_SENSOR_INTERVAL", "60"))
+from assets.ingest import settling
+from assets.resources import Settings, Warehouse
+from pipelines import planner
 
-
-def _landed(settings: Settings) -> dict[str, tuple[LandedFile, str | None]]:
-    """relpath -> (file, snapshot date as text, or None for a potential set file)."""
-    deliveries, misfits = scan_enrollment(settings.landing_path)
-    files = {f.relpath: (f, str(f.snapshot))
-             for group in deliveries.values() for f in group}
-    files |= {f.relpath: (f, str(f.snapshot)) for f in misfits}
-    files |= {f.relpath: (f, None)
-              for group in scan_potential(settings.landing_path).values() for f in group}
-    return files
+TICK_SECONDS = int(os.environ.get("CAKUPAN_SENSOR_INTERVAL") or 60)
+DEFAULT_CRON = "0 2 * * *"
+TIMEZONE = "Asia/Jakarta"
+REFRESH_TAG = "cakupan/refresh"
 
 
-def evaluate(cursor: str | None, settings: Settings, known_dates: set[str]) -> dict:
-    """One tick, without Dagster: the new cursor, the changed files and the dates to refresh.
-
-    Returns ``{"cursor": {...}, "changes": [(relpath, old, new)], "dates": [...],
-    "full": bool, "waiting": [relpath], "new_dates": [...]}``.
-    """
-    state = json.loads(cursor) if cursor else {}
-    before: dict = state.get("files", {})
-    requested: dict = state.get("requested", {})
-    landed = _landed(settings)
-    files, waiting = {}, []
-    for relpath, (f, _) in landed.items():
-        seen = before.get(relpath)
-        if seen and seen["size"] == f.size and seen["mtime"] == f.mtime_ns:
-            files[relpath] = {"size": f.size, "mtime": f.mtime_ns,
-                              "sha256": seen.get("sha256") or f.sha256()}
-        else:  # new, or still being written: look again next tick
-            files[relpath] = {"size": f.size, "mtime": f.mtime_ns, "sha256": None}
-            waiting.append(relpath)
-    day_of = {relpath: day for relpath, (_, day) in landed.items()}
-    blocked = {day_of[r] for r in waiting}  # None: a potential set file is still moving
-    changes = [(relpath, requested.get(relpath), entry["sha256"])
-               for relpath, entry in sorted(files.items())
-               if entry["sha256"] is not None and day_of[relpath] not in blocked
-               and requested.get(relpath) != entry["sha256"]]
-    full = any(day_of[r] is None for r, _, _ in changes)
-    if full and waiting:  # a full refresh would read every moving file: wait for all of them
-        changes = []
-    dates = sorted({day_of[r] for r, _, _ in changes if day_of[r] is not None})
-    new_requested = {r: h for r, h in requested.items() if r in files}
-    new_requested |= {r: h for r, _, h in changes}
-    return {
-        "cursor": {"files": files, "requested": new_requested},
-        "changes": changes, "dates": dates, "full": full, "waiting": sorted(waiting),
-        "new_dates": [d for d in dates if d not in known_dates],
-    }
+def _default(env: str) -> dg.DefaultSensorStatus:
+    return (dg.DefaultSensorStatus.STOPPED if os.environ.get(env, "").lower() == "stopped"
+            else dg.DefaultSensorStatus.RUNNING)
 
 
-def run_key(changes: list[tuple[str, str | None, str]]) -> str:
-    text = "\n".join(f"{r}:{old or '-'}->{new}" for r, old, new in sorted(changes))
-    return hashlib.sha256(text.encode()).hexdigest()
+def refresh_in_progress(instance: dg.DagsterInstance) -> list[str]:
+    backfills = instance.get_backfills(filters=BulkActionsFilter(
+        statuses=[BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING,
+                  BulkActionStatus.FAILING], tags={REFRESH_TAG: "1"}))
+    return [b.backfill_id for b in backfills]
 
 
-@dg.sensor(
-    name="landing_sensor", job=refresh_job, minimum_interval_seconds=TICK_SECONDS,
-    default_status=(dg.DefaultSensorStatus.STOPPED
-                    if os.environ.get("CAKUPAN_SENSOR_DEFAULT", "").lower() == "stopped"
-                    else dg.DefaultSensorStatus.RUNNING),
-    description="Refreshes the snapshot dates whose delivered files changed content, once "
-                "every file of the date has kept its size and mtime for one tick.",
-)
-def landing_sensor(context: dg.SensorEvaluationContext, settings: Settings):
-    known = set(context.instance.get_dynamic_partitions(SNAPSHOTS.name))
-    tick = evaluate(context.cursor, settings, known)
-    cursor = json.dumps(tick["cursor"], sort_keys=True)
-    if not tick["changes"]:
-        reason = (f"waiting for {len(tick['waiting'])} file(s) to stop changing"
-                  if tick["waiting"] else "no new content in the landing zone")
-        return dg.SensorResult(skip_reason=reason, cursor=cursor)
-    dates = [] if tick["full"] else tick["dates"]
-    tags = {"cakupan/trigger": "landing_sensor",
-            "cakupan/snapshots": ",".join(tick["dates"]) or "all"}
-    if dates:
-        start, end = delivery_range(dates[0], dates[-1])
-        tags |= {"cakupan/partition_range_start": start, "cakupan/partition_range_end": end}
-    context.log.info(f"{len(tick['changes'])} changed file(s): "
-                     + ", ".join(r for r, _, _ in tick["changes"]))
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(
-            run_key=run_key(tick["changes"]), tags=tags,
-            run_config={"ops": {"refresh": {"config": {"dates": dates}}}})],
-        dynamic_partitions_requests=(
-            [SNAPSHOTS.build_add_request(tick["new_dates"])] if tick["new_dates"] else []),
-        cursor=cursor,
-    )
+def refresh_result(context, settings: Settings, warehouse: Warehouse, trigger: str,
+                   ready=None, landing=None, cursor: str | None = None) -> dg.SensorResult:
+    """The plan as one backfill request (or a skip reason), with its new partitions."""
+    busy = refresh_in_progress(context.instance)
+    if busy:
+        return dg.SensorResult(skip_reason=f"refresh {busy[0]} is in progress", cursor=cursor)
+    p = planner.plan(settings, warehouse, context.instance, ready=ready, landing=landing)
+    partitions = planner.partition_requests(p)
+    if p.empty:
+        reason = (f"waiting for {len(p.waiting)} file(s) to stop changing" if p.waiting
+                  else "everything is up to date")
+        return dg.SensorResult(skip_reason=reason, cursor=cursor,
+                               dynamic_partitions_requests=partitions)
+    subset = planner.asset_graph_subset(p, context.repository_def)
+    context.log.info(f"requesting {p.summary()}"
+                     + (f"; waiting: {', '.join(p.waiting[:5])}" if p.waiting else ""))
+    tags = {REFRESH_TAG: "1", "cakupan/trigger": trigger,
+            "cakupan/invocation": uuid.uuid4().hex[:12]}
+    request = dg.RunRequest(asset_graph_subset=subset, tags=tags, run_config=planner.RUN_CONFIG)
+    return dg.SensorResult(run_requests=[request],
+                           dynamic_partitions_requests=partitions, cursor=cursor)
+
+
+def stability(landing, before: dict):
+    """(ready(files) predicate for deliveries, whether a non-delivery file is moving, new
+    cursor): a file is ready when its size and mtime are those of the previous tick."""
+    now = {f.relpath: [f.stat.size, f.stat.mtime_ns] for f in landing.files()}
+    delivered = {f.relpath for files in landing.deliveries.values() for f in files}
+    moving_inputs = [r for r in now if r not in delivered and before.get(r) != now[r]]
+
+    def ready(files) -> bool:
+        return all(before.get(f.relpath) == now[f.relpath] for f in files)
+
+    return ready, moving_inputs, now
+
+
+@dg.sensor(name="landing_sensor", minimum_interval_seconds=TICK_SECONDS,
+           default_status=_default("CAKUPAN_SENSOR_DEFAULT"),
+           description="Refreshes what the landing zone changed, once the changed files have "
+                       "stopped moving: one asset backfill per change.")
+def landing_sensor(context: dg.SensorEvaluationContext, settings: Settings,
+                   warehouse: Warehouse):
+    landing = scan(settings.landing_path)
+    before = json.loads(context.cursor) if context.cursor else {}
+    stable, moving_inputs, now = stability(landing, before)
+    cursor = json.dumps(now, sort_keys=True)
+    if moving_inputs:
+        return dg.SensorResult(skip_reason=f"waiting for {moving_inputs[0]} to stop changing",
+                               cursor=cursor)
+
+    def ready(files) -> bool:
+        return stable(files) and not any(settling(f, settings.settle_seconds)
+                                         for f in files if not f.problem)
+
+    return refresh_result(context, settings, warehouse, "landing_sensor", ready, landing, cursor)
+
+
+def due(cron: str, last: float | None, now: dt.datetime) -> dt.datetime | None:
+    """The latest cron time (Asia/Jakarta) after ``last`` and not after ``now``, if any."""
+    tz = zoneinfo.ZoneInfo(TIMEZONE)
+    start = dt.datetime.fromtimestamp(last, tz) if last else now.astimezone(tz) - \
+        dt.timedelta(days=1)
+    latest = None
+    for tick in cron_string_iterator(start.timestamp(), cron, TIMEZONE):
+        if tick.timestamp() <= (last or 0):
+            continue
+        if tick > now:
+            break
+        latest = tick
+    return latest
+
+
+def nightly_sensor(cron: str | None = None) -> dg.SensorDefinition:
+    cron = cron or os.environ.get("CAKUPAN_NIGHTLY_CRON") or DEFAULT_CRON
+
+    @dg.sensor(name="nightly_refresh", minimum_interval_seconds=60,
+               default_status=_default("CAKUPAN_SCHEDULE_DEFAULT"),
+               description=f"Nightly ({cron}, {TIMEZONE}): everything whose inputs changed, as "
+                           "`cakupan run` would request it, as one asset backfill.")
+    def nightly_refresh(context: dg.SensorEvaluationContext, settings: Settings,
+                        warehouse: Warehouse):
+        state = json.loads(context.cursor) if context.cursor else {}
+        now = dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE))
+        if not state:   # first evaluation: start counting from now
+            return dg.SensorResult(skip_reason="first tick: the next run is at the next cron "
+                                   "time", cursor=json.dumps({"last": now.timestamp()}))
+        tick = due(cron, state.get("last"), now)
+        if tick is None:
+            return dg.SensorResult(skip_reason=f"not yet {cron} ({TIMEZONE})")
+        result = refresh_result(context, settings, warehouse, "nightly",
+                                cursor=json.dumps({"last": tick.timestamp()}))
+        if result.skip_reason and "in progress" in str(result.skip_reason):
+            return dg.SensorResult(skip_reason=result.skip_reason)  # try again next minute
+        return result
+
+    return nightly_refresh

@@ -59,29 +59,37 @@ TEXT_COLUMNS = (
     "nik", "kpj", "nama", "segmen", "tingkat", "kode_wilayah", "npp", "nama_instansi",
     "tgl_kepesertaan", "bulan_iuran_terakhir",
 )
+# The columns rules read (cleaned for every row), and those only kept for quarantined rows
+# (cleaned only there). ``nama`` is required in the header but never read past it.
+RULE_COLUMNS = ("nik", "segmen", "tingkat", "kode_wilayah", "tgl_kepesertaan",
+                "bulan_iuran_terakhir")
+KEPT_COLUMNS = ("kpj", "npp", "nama_instansi")
 
-# The relation ``raw_input`` has one row per delivered row: TEXT_COLUMNS (absent optional ones
-# NULL), ``nik_is_number``, ``row_number`` and the delivery's context: ``snapshot_date``,
-# ``file_province``, ``source_file`` and the reference ``vintage`` in force on the snapshot date.
+# The relation ``raw_input`` has one row per delivered row: RULE_COLUMNS and KEPT_COLUMNS
+# (absent optional ones NULL), ``nik_is_number``, ``row_number`` and the delivery's context:
+# ``snapshot_date``, ``file_province``, ``source_file`` and the reference ``vintage`` in force.
 PREPARE_SQL = f"""
 WITH cleaned AS (
-    {clean_sql(TEXT_COLUMNS, "raw_input", "snapshot_date, file_province, source_file, vintage, "
-               "row_number, coalesce(nik_is_number, false) AS nik_is_number")}
+    {clean_sql(RULE_COLUMNS, "raw_input", "snapshot_date, file_province, source_file, vintage, "
+               "row_number, coalesce(nik_is_number, false) AS nik_is_number, "
+               + ", ".join(KEPT_COLUMNS))}
 ), derived AS (
     SELECT cleaned.*,
+           regexp_full_match(coalesce(nik, ''), '[0-9]{{16}}') AS nik_digits,
            tier_code(tingkat) AS tier,
            kode_dotted(kode_wilayah) AS kode,
            parse_date(tgl_kepesertaan) AS tgl,
            parse_month(bulan_iuran_terakhir) AS paid_month
     FROM cleaned
 )
-SELECT derived.*, r.level AS ref_level, r.province_code AS ref_province,
-       r.regency_code AS ref_regency
+SELECT derived.*, {TIER_LEVEL_SQL} AS tier_level,
+       CASE WHEN nik_digits THEN CAST(substr(nik, 7, 2) AS INTEGER) END AS nik_day,
+       CASE WHEN nik_digits THEN CAST(substr(nik, 9, 2) AS INTEGER) END AS nik_month,
+       r.level AS ref_level, r.province_code AS ref_province, r.regency_code AS ref_regency
 FROM derived
 LEFT JOIN ref_region AS r ON r.vintage = derived.vintage AND r.kode = derived.kode
 """
 
-_NIK16 = "regexp_full_match(coalesce(nik, ''), '[0-9]{16}')"
 
 
 def _text(nullable: bool, required: bool = True, description: str = "") -> pa.Column:
@@ -107,14 +115,13 @@ ROW_SCHEMA = pa.DataFrameSchema(
     checks=[
         rule("nik_is_text", "NOT nik_is_number",
              "NIK was delivered as a number; its digits cannot be trusted", "nik"),
-        rule("nik_16_digits", f"nik IS NULL OR {_NIK16}", "NIK must be exactly 16 digits", "nik"),
-        rule("nik_province", f"NOT {_NIK16} OR substr(nik, 1, 2) IN "
+        rule("nik_16_digits", "nik IS NULL OR nik_digits", "NIK must be exactly 16 digits", "nik"),
+        rule("nik_province", "NOT nik_digits OR substr(nik, 1, 2) IN "
              f"{_sql_list(provinces_in_any_vintage())}",
              "NIK digits 1-2 are not a province code of any reference vintage", "nik"),
-        rule("nik_day", f"NOT {_NIK16} OR TRY_CAST(substr(nik, 7, 2) AS INTEGER) BETWEEN 1 AND 31 "
-             "OR TRY_CAST(substr(nik, 7, 2) AS INTEGER) BETWEEN 41 AND 71",
+        rule("nik_day", "NOT nik_digits OR nik_day BETWEEN 1 AND 31 OR nik_day BETWEEN 41 AND 71",
              "NIK digits 7-8 (day of birth) must be 01-31 or 41-71", "nik"),
-        rule("nik_month", f"NOT {_NIK16} OR TRY_CAST(substr(nik, 9, 2) AS INTEGER) BETWEEN 1 AND 12",
+        rule("nik_month", "NOT nik_digits OR nik_month BETWEEN 1 AND 12",
              "NIK digits 9-10 (month of birth) must be 01-12", "nik"),
         rule("segmen_known", f"segmen IS NULL OR upper(segmen) IN {_sql_list(SEGMENTS)}",
              "segmen must be PU or BPU", "segmen"),
@@ -127,8 +134,8 @@ ROW_SCHEMA = pa.DataFrameSchema(
         rule("kode_exists", "kode IS NULL OR ref_level IS NOT NULL",
              "kode_wilayah does not exist in the reference vintage in force on the snapshot date",
              "kode_wilayah"),
-        rule("kode_level", f"tier IS NULL OR tier = 'KL' OR ref_level IS NULL "
-             f"OR ref_level = {TIER_LEVEL_SQL}",
+        rule("kode_level", "tier IS NULL OR tier = 'KL' OR ref_level IS NULL "
+             "OR ref_level = tier_level",
              "kode_wilayah level does not match the tier", "kode_wilayah"),
         rule("kode_in_province", "ref_province IS NULL OR ref_province = file_province",
              "kode_wilayah lies outside the file's province", "kode_wilayah"),

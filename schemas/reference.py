@@ -73,3 +73,21 @@ def provinces_in_any_vintage() -> tuple[str, ...]:
         return tuple(sorted(codes))
     finally:
         con.close()
+
+
+LEVEL_SQL = "CASE tingkat " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in LEVELS.items()) + " END"
+# One vintage's file (bound as $file) as rows of ref_region.
+REF_REGION_SELECT = (
+    f"SELECT $vintage AS vintage, kode, nama, {LEVEL_SQL} AS level, nullif(kode_induk, '') AS "
+    "parent_code, substr(kode, 1, 2) AS province_code, CASE WHEN length(kode) >= 5 THEN "
+    "substr(kode, 1, 5) END AS regency_code FROM read_csv($file, header=true, all_varchar=true)")
+
+
+def load_ref_region(con: duckdb.DuckDBPyConnection, table: str = "ref_region") -> None:
+    """Every vintage into ``table`` (created or replaced; an identifier chosen by the caller)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (vintage VARCHAR, kode VARCHAR, "
+                "nama VARCHAR, level VARCHAR, parent_code VARCHAR, province_code VARCHAR, "
+                "regency_code VARCHAR)")
+    for v in vintages():
+        con.execute(f"INSERT INTO {table} {REF_REGION_SELECT}",
+                    {"vintage": v.vintage, "file": str(v.file)})

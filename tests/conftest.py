@@ -14,7 +14,7 @@ from pipelines.cli import main as cakupan
 
 HEADER = ("nik,kpj,nama,segmen,tingkat,kode_wilayah,npp,nama_instansi,tgl_kepesertaan,"
           "bulan_iuran_terakhir")
-TEST_KEY = "test-key-not-a-secret"
+TEST_KEY = "test-key-not-a-secret-0123456789abcdef"  # at least 32 bytes
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +58,10 @@ class Run:
     serving: Path
 
     def query(self, sql: str, params=None, serving: bool = False):
-        con = duckdb.connect(str(self.serving if serving else self.warehouse), read_only=True)
+        from harness import open_store
+
+        con = (duckdb.connect(str(self.serving), read_only=True) if serving
+               else open_store(self.warehouse))
         try:
             return con.execute(sql, params or []).fetchall()
         finally:

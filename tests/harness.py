@@ -61,9 +61,24 @@ def pipeline(name: str):
         shutil.rmtree(base, ignore_errors=True)
 
 
+def open_store(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only view of a warehouse file, with its lake's person-level tables
+    (``enrollment_rows``, ``enrollment``) beside its own tables."""
+    from readers.storage import Lake, lake_tables
+
+    lake = Lake.beside(Path(path))
+    if not lake.root.exists():
+        return duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect()
+    con.execute("ATTACH ? AS wh (READ_ONLY)", [str(path)])
+    con.execute("USE wh")
+    lake_tables(con, lake)
+    return con
+
+
 def dicts(path: Path, sql: str, params=None) -> list[dict]:
     """Rows of ``sql`` on a DuckDB file (opened read-only) as dicts."""
-    con = duckdb.connect(str(path), read_only=True)
+    con = open_store(path)
     try:
         cur = con.execute(sql, params or [])
         names = [d[0] for d in cur.description]
@@ -77,7 +92,7 @@ def find_text(path: Path, needles: list[str],
     """(table, column) pairs of a DuckDB file where any of ``needles`` occurs in a VARCHAR or
     VARCHAR[] value (privacy scans: a raw NIK or a name must appear nowhere). The shipped
     reference tables are skipped: they hold no delivered data."""
-    con = duckdb.connect(str(path), read_only=True)
+    con = open_store(path)
     try:
         hits = []
         cols = con.execute(

@@ -15,22 +15,25 @@ BASE = dict(nik="3201014101900001", kpj=None, nama="x", segmen="PU", tingkat="KL
             bulan_iuran_terakhir="2021-10", nik_is_number=False, tier="KL", kode=None,
             tgl=pd.Timestamp("2020-01-15"), paid_month=2021 * 12 + 10,
             snapshot_date=pd.Timestamp("2021-10-31"), file_province="32", ref_level=None,
-            ref_province=None, ref_regency=None)
+            ref_province=None, ref_regency=None,
+            # derived once in PREPARE_SQL from the NIK and the tier (digits 7-8 and 9-10)
+            nik_digits=True, nik_day=41, nik_month=1, tier_level=None)
+NO_DIGITS = dict(nik_digits=False, nik_day=None, nik_month=None)
 CASES = [
     ({}, set()),
-    ({"nik": "320101410190001"}, {"nik_16_digits"}),
-    ({"nik": None}, {"nik_required"}),
+    ({"nik": "320101410190001", **NO_DIGITS}, {"nik_16_digits"}),
+    ({"nik": None, **NO_DIGITS}, {"nik_required"}),
     ({"nik": "9901014101900001"}, {"nik_province"}),
-    ({"nik": "3201017201900001"}, {"nik_day"}),
-    ({"nik": "3201014113900001"}, {"nik_month"}),
+    ({"nik": "3201017201900001", "nik_day": 72}, {"nik_day"}),
+    ({"nik": "3201014113900001", "nik_month": 13}, {"nik_month"}),
     ({"nik_is_number": True}, {"nik_is_text"}),
     ({"segmen": "XX"}, {"segmen_known"}),
     ({"tingkat": "Honorer", "tier": None}, {"tingkat_known"}),
-    ({"tier": "KEC", "tingkat": "KEC"}, {"kode_required"}),
+    ({"tier": "KEC", "tingkat": "KEC", "tier_level": "district"}, {"kode_required"}),
     ({"kode_wilayah": "32-01", "kode": None}, {"kode_format"}),
     ({"kode_wilayah": "32.99", "kode": "32.99"}, {"kode_exists"}),
-    ({"tier": "KEC", "tingkat": "KEC", "kode_wilayah": "32.01", "kode": "32.01",
-      "ref_level": "regency", "ref_province": "32"}, {"kode_level"}),
+    ({"tier": "KEC", "tingkat": "KEC", "tier_level": "district", "kode_wilayah": "32.01",
+      "kode": "32.01", "ref_level": "regency", "ref_province": "32"}, {"kode_level"}),
     ({"kode_wilayah": "33.01", "kode": "33.01", "ref_level": "regency", "ref_province": "33"},
      {"kode_in_province"}),
     ({"tgl_kepesertaan": "31/02/2021", "tgl": None}, {"tgl_format"}),

@@ -1,0 +1,128 @@
+"""Resource types of the assets: the store (warehouse file and lake) and the run's settings.
+
+The instances are built from the environment by :mod:`pipelines.resources`.
+"""
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from readers import keys, storage
+from schemas import enrollment
+
+
+class PermanentError(dg.Failure):
+    """A failure that another attempt cannot fix (a missing or wrong key, bad serving tables)."""
+
+    def __init__(self, message: str):
+        super().__init__(description=message, allow_retries=False)
+
+
+def _locked(exc: Exception) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+class Warehouse(DuckDBResource):
+    """The warehouse DuckDB file and, beside it, the lake of person-level Parquet files.
+
+    DuckDB admits one writing process: :meth:`connect` waits with backoff (up to
+    ``lock_timeout`` seconds) while another process holds the file, e.g. a BI tool that opened
+    the warehouse read-write or a run of another refresh. Ingest never opens the warehouse: it
+    writes only its delivery's folder of the lake.
+    """
+
+    memory_limit: str = Field(default="1GB", description="DuckDB memory_limit")
+    threads: int = Field(default=0, description="DuckDB threads (0: one per core)")
+    lock_timeout: float = Field(default=300.0, description="seconds to wait for the file lock")
+
+    @property
+    def path(self) -> Path:
+        return Path(self.database)
+
+    @property
+    def lake(self) -> storage.Lake:
+        return storage.Lake.beside(self.path)
+
+    def store_id(self) -> str:
+        """The store this warehouse and lake form, pinned to the HMAC key (raises
+        :class:`PermanentError` without the right key)."""
+        try:
+            return self.lake.identity(keys.fingerprint(keys.hmac_key()))["store_id"]
+        except (keys.KeyProblem, storage.OutdatedWarehouse) as exc:
+            raise PermanentError(str(exc)) from None
+
+    @contextmanager
+    def connect(self, read_only: bool = False):
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.2
+        while True:
+            try:
+                con = storage.open_connection(self.path, read_only=read_only,
+                                              memory_limit=self.memory_limit,
+                                              threads=self.threads or None)
+                break
+            except duckdb.Error as exc:
+                if not _locked(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay + random.random() * delay)
+                delay = min(delay * 2, 5.0)
+        try:
+            if not read_only:
+                self._check_store(con)
+            yield con
+        finally:
+            con.close()
+
+    def _check_store(self, con) -> None:
+        try:
+            storage.check_schema(con, self.path)
+        except storage.OutdatedWarehouse as exc:
+            raise PermanentError(str(exc)) from None
+        lake_id = self.lake.store_id()
+        have = storage.meta(con, "store_id")
+        if have is None and lake_id is not None:
+            storage.set_meta(con, "store_id", lake_id)
+        elif lake_id is not None and have != lake_id:
+            raise PermanentError(f"the warehouse {self.path} and the lake {self.lake.root} belong "
+                                 "to different stores: keep them together (move both, or neither)")
+
+    def memory_connection(self) -> duckdb.DuckDBPyConnection:
+        """A private in-memory DuckDB with the contract's macros (ingest's workspace)."""
+        cfg = {"memory_limit": self.memory_limit, "preserve_insertion_order": True}
+        if self.threads:
+            cfg["threads"] = self.threads
+        con = duckdb.connect(config=cfg)
+        storage.prepare(con, read_only=True)
+        return con
+
+
+class Settings(dg.ConfigurableResource):
+    """Where the landing zone and the serving file are, and how coverage is counted."""
+
+    landing: str = Field(default="data/landing", description="landing zone directory")
+    serving: str = Field(default="data/serving/cakupan.duckdb", description="serving file")
+    grace_months: int = Field(default=enrollment.GRACE_MONTHS_DEFAULT,
+                              description="a person is active when paid within this many months")
+    suppress_k: int = Field(default=0, description="serving: hide region cells with "
+                            "0 < active < k (0 = off)")
+    settle_seconds: float = Field(default=2.0, description="a file modified more recently is "
+                                  "still being written and waits for the next run")
+
+    @property
+    def landing_path(self) -> Path:
+        return Path(self.landing)
+
+    @property
+    def serving_path(self) -> Path:
+        return Path(self.serving)
+
+    @property
+    def report_path(self) -> Path:
+        return self.serving_path.with_name("cakupan-report.html")
