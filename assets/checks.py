@@ -148,25 +148,26 @@ def _reference(table: Table, ref: Reference) -> Check:
 
 def _deliveries(table: Table, rule: Deliveries) -> Check:
     def run(con, days, ctx) -> Finding:
-        landing, ready = ctx["landing"], ctx["ready"]
-        wanted = {(d, p): files for (d, p), files in landing.deliveries.items()
-                  if (days is None or d in days) and ready(files)}
+        # every file of every committed delivery (the lake's manifests) has its row
+        manifests = ctx["manifests"]
+        wanted = {(d, f["source_file"]): p for (d, p), m in manifests.items()
+                  if days is None or d in days for f in m["files"]}
         have = set(con.execute(
-            f"SELECT DISTINCT {rule.snapshot_column}, {rule.province_column} FROM {table.name}"
-        ).fetchall())
+            f"SELECT DISTINCT {rule.snapshot_column}, source_file FROM {table.name}").fetchall())
         missing = sorted(k for k in wanted if k not in have)
-        metadata = {"deliveries": len(wanted), "failures": len(missing)}
+        metadata = {"deliveries": len({(d, p) for (d, _), p in wanted.items()}),
+                    "files": len(wanted), "failures": len(missing)}
         if missing:
             import pandas as pd
 
-            sample = pd.DataFrame([(d, p, wanted[(d, p)][0].relpath) for d, p in missing],
+            sample = pd.DataFrame([(d, wanted[(d, f)], f) for d, f in missing],
                                   columns=["snapshot_date", "province_code", "file"])
             metadata["failing_samples"] = dg.MetadataValue.md(markdown(sample))
         return Finding(table.name, rule.name, not missing, True, metadata=metadata)
 
     return Check(table.name, rule.name, True,
-                 f"{table.name} has a row for every delivered province office of each snapshot "
-                 "(compared with the landing zone)", run)
+                 f"{table.name} has a row for every file of every delivery committed to the "
+                 "lake for the snapshot", run)
 
 
 def _freshness(table: Table, rule: Freshness) -> Check:

@@ -24,7 +24,8 @@ import dagster as dg
 import duckdb
 
 from readers import keys
-from readers.files import FileRejected, Source, duckdb_message, open_source, scan_bytes
+from readers.files import (FileRejected, Source, duckdb_message, line_ending_break,
+                           open_source, scan_bytes)
 from readers.landing import Hashes, LandedFile, delivery_fingerprint, scan, stat_of
 from readers.storage import commit_file, copy_to_parquet
 from schemas import enrollment as schema
@@ -227,8 +228,13 @@ def _copy_one(con, lake, day, vintage, d: Delivery, pads, workdir) -> None:
         _copy_batch(con, lake, day, vintage, [d], pads, workdir)
     except READ_ERRORS as exc:
         kind = d.winner.path.suffix.lstrip(".").upper()
-        d.outcome = FileOutcome(d.winner, "rejected", sha256=d.outcome.sha256,
-                                message=f"unreadable {kind}: {duckdb_message(exc)}")
+        message = f"unreadable {kind}: {duckdb_message(exc)}"
+        if kind == "CSV" and "state machine" in str(exc):
+            line = line_ending_break(d.winner.path)
+            message = (f"unreadable CSV: mixed line endings (line {line} ends differently from "
+                       "line 1)" if line else "unreadable CSV: not parseable as RFC 4180 CSV "
+                       "with the header's delimiter")
+        d.outcome = FileOutcome(d.winner, "rejected", sha256=d.outcome.sha256, message=message)
         d.rows_file = None
 
 

@@ -129,15 +129,13 @@ def serving_file(context: dg.AssetExecutionContext, warehouse: Warehouse,
     from readers.landing import scan
 
     from assets.history import snapshot_days
-    from assets.ingest import settling
 
     store = warehouse.store_id()
     target = settings.serving_path
-    ready = lambda files: not settling(files[0], settings.settle_seconds)  # noqa: E731
-    landing = scan(settings.landing_path)
-    days = snapshot_days(landing, warehouse.lake.all_manifests())
+    manifests = warehouse.lake.all_manifests()
+    days = snapshot_days(scan(settings.landing_path), manifests)
     with warehouse.connect() as con:
-        failing = blocking_failures(con, {"landing": landing, "ready": ready})
+        failing = blocking_failures(con, {"manifests": manifests})
         if failing:
             raise PublishError(
                 "not published, the serving file keeps its previous state: blocking check(s) "

@@ -17,10 +17,7 @@ from readers.landing import Hashes, scan
 from assets import checks as generated
 from assets import coverage, enrollment, load_log, quarantine, trend, versions
 from assets.history import LakeInputs
-from assets.ingest import settling
 from assets.partitions import FROM_DELIVERIES, SNAPSHOTS, parse_snapshot
-from assets.potential import potential
-from assets.reference import region_reference
 from assets.resources import Settings, Warehouse
 from schemas.tables import TABLES
 
@@ -135,9 +132,8 @@ def build_snapshot_tables(grace_months: int) -> dg.AssetsDefinition:
                 inp.forget(name)
                 provenance.forget(name)
             wanted = set(context.selected_asset_check_keys)
-            ready = lambda files: not settling(files[0], settings.settle_seconds)  # noqa: E731
-            findings = generated.evaluate(con, ORDER, set(days), {"landing": landing,
-                                                                   "ready": ready}, wanted)
+            findings = generated.evaluate(con, ORDER, set(days),
+                                          {"manifests": warehouse.lake.all_manifests()}, wanted)
         for finding in findings:
             yield finding.result()
 

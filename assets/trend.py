@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 
 from readers.storage import record_version
-from schemas.reference import vintage_for
 
 from assets import versions
 from assets.history import Inputs, LakeInputs
@@ -122,7 +121,8 @@ SELECT $day, k.tier, k.region_level, k.region_code, coalesce(cur.region_name, pr
        CASE WHEN $prev IS NOT NULL THEN coalesce(g.gained, 0) END,
        CASE WHEN $prev IS NOT NULL THEN coalesce(g.lost, 0) END,
        CASE WHEN $prev IS NOT NULL THEN coalesce(cur.active, 0) - coalesce(prev.active, 0) END,
-       cur.penetration_pct - prev.penetration_pct, $comparable, $vintage
+       cur.penetration_pct - prev.penetration_pct, $comparable,
+       coalesce(cur.vintage, prev.vintage)
 FROM keys k
 LEFT JOIN cur USING (tier, region_level, region_code)
 LEFT JOIN prev USING (tier, region_level, region_code)
@@ -184,7 +184,6 @@ def build(inp: LakeInputs, name: str, day: dt.date, version_: str) -> dict:
         if prev is not None:
             params["people_p"] = str(inp.lake.people_path(prev))
         if name == "coverage_trend_region":
-            params["vintage"] = vintage_for(day).vintage
             del params["ago"], params["comparable_yoy"]
         con.execute(sql, params)
     record_version(con, name, str(day), version_)

@@ -71,4 +71,8 @@ def build_definitions(settings: Settings, warehouse: Warehouse) -> dg.Definition
     return defs.map_resolved_asset_specs(func=_with_column_schema)
 
 
-defs = build_definitions(*settings_from_env())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location, built from the CAKUPAN_* environment each time it is loaded (so one
+    process can serve several warehouses in turn: tests, ``cakupan run --warehouse``)."""
+    return build_definitions(*settings_from_env())

@@ -90,8 +90,11 @@ class LocalProcessRunLauncher(_Base):
                               instance_ref=self._instance.get_ref(), set_exit_code_on_failure=True)
         logs = Path(self._instance.root_directory) / "worker-logs"
         logs.mkdir(parents=True, exist_ok=True)
+        # the code location's interpreter, by path: works without the virtualenv on PATH
+        python = run.job_code_origin.executable_path or sys.executable
+        command = [python, "-m", "dagster", *list(args.get_command_args())[-3:]]
         with open(logs / f"{run.run_id}.log", "ab") as out:
-            proc = subprocess.Popen(list(args.get_command_args()), stdout=out,
+            proc = subprocess.Popen(command, stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, env=dict(os.environ))
         self._procs[run.run_id] = proc
@@ -150,6 +153,3 @@ def fail_orphans(instance, log=print) -> list[str]:
         log(f"  failed {len(failed)} run(s) left by a process that is gone")
     return failed
 
-
-def executable() -> str:
-    return sys.executable

@@ -115,7 +115,7 @@ class Refresh:
     def run(self) -> RunSummary:
         from dagster._core.execution.submit_asset_runs import submit_asset_run
 
-        from pipelines.definitions import defs
+        from pipelines.definitions import defs as load_defs
 
         s = self.summary
         home = dagster_home(self.warehouse.path)
@@ -130,7 +130,7 @@ class Refresh:
         quiet = logging.getLogger("cakupan.submit")
         quiet.addHandler(logging.NullHandler())
         quiet.propagate = False
-        asset_graph = defs.resolve_asset_graph()
+        asset_graph = load_defs().resolve_asset_graph()
         with _workspace(instance) as ctx:
             for _ in range(ROUNDS):
                 p = planner.plan(self.settings, self.warehouse, instance)

@@ -91,6 +91,7 @@ def stability(landing, before: dict):
 
 
 @dg.sensor(name="landing_sensor", minimum_interval_seconds=TICK_SECONDS,
+           asset_selection=dg.AssetSelection.all(),
            default_status=_default("CAKUPAN_SENSOR_DEFAULT"),
            description="Refreshes what the landing zone changed, once the changed files have "
                        "stopped moving: one asset backfill per change.")
@@ -130,6 +131,7 @@ def nightly_sensor(cron: str | None = None) -> dg.SensorDefinition:
     cron = cron or os.environ.get("CAKUPAN_NIGHTLY_CRON") or DEFAULT_CRON
 
     @dg.sensor(name="nightly_refresh", minimum_interval_seconds=60,
+               asset_selection=dg.AssetSelection.all(),
                default_status=_default("CAKUPAN_SCHEDULE_DEFAULT"),
                description=f"Nightly ({cron}, {TIMEZONE}): everything whose inputs changed, as "
                            "`cakupan run` would request it, as one asset backfill.")

@@ -116,6 +116,22 @@ _SAFE_ERROR = re.compile(
     r"Maximum line size of \d+ bytes exceeded)", re.IGNORECASE)
 
 
+def line_ending_break(path: Path) -> int | None:
+    """The first physical line whose ending differs from the first line's (CRLF against LF),
+    1-based; None when every line ends alike."""
+    first = None
+    with open(path, "rb") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.endswith(b"\n"):
+                break
+            crlf = line.endswith(b"\r\n")
+            if first is None:
+                first = crlf
+            elif crlf != first:
+                return n
+    return None
+
+
 def duckdb_message(exc: Exception) -> str:
     """The parts of a DuckDB error that hold no delivered data, on one line."""
     text = str(exc)
@@ -259,13 +275,19 @@ def _parquet(con, path: Path, columns, required, scan: Scan) -> Source:
         kind = ("gzip" if scan.head.startswith(_GZIP) else "zip" if scan.head.startswith(_ZIP)
                 else "other")
         raise FileRejected(f"not a Parquet file ({kind} bytes): unreadable")
+    import pyarrow.parquet as pq
+
     params = {"path": str(path)}
     try:
         described = con.execute("DESCRIBE SELECT * FROM read_parquet($path)", params).fetchall()
         rows = con.execute("SELECT count(*) FROM read_parquet($path)", params).fetchone()[0]
-    except duckdb.Error as exc:
+        # DuckDB renames a repeated column (NIK -> NIK_1): the file's own names decide
+        names = pq.read_schema(path).names
+    except (duckdb.Error, pa.ArrowException, OSError) as exc:
         raise FileRejected(f"unreadable Parquet: {duckdb_message(exc)}") from None
-    names, types = [r[0] for r in described], [r[1] for r in described]
+    types = [r[1] for r in described]
+    if len(names) != len(types):
+        names = [r[0] for r in described]
     pos = _positions(names, columns, required, lambda: rows)
     nested = [c for c in columns if c in pos and _NESTED.search(types[pos[c]])]
     if nested:
@@ -283,9 +305,15 @@ def _parquet(con, path: Path, columns, required, scan: Scan) -> Source:
 
     nik_numeric = "nik" in pos and types[pos["nik"]] not in ("VARCHAR", "BLOB")
     number_flag = f"#{pos['nik'] + 1} IS NOT NULL" if nik_numeric else "false"
+    select = [text(c) for c in columns]
+    if nik_numeric:   # its digits as a whole number, like a spreadsheet number cell
+        ref = f"#{pos['nik'] + 1}"
+        select[columns.index("nik")] = (
+            f"CASE WHEN TRY_CAST({ref} AS DOUBLE) = trunc(TRY_CAST({ref} AS DOUBLE)) "
+            f"THEN CAST(TRY_CAST({ref} AS HUGEINT) AS VARCHAR) ELSE CAST({ref} AS VARCHAR) END "
+            "AS nik")
     return Source(f"SELECT row_number() OVER () AS row_number, {number_flag} AS nik_is_number, "
-                  f"{', '.join(text(c) for c in columns)} FROM read_parquet($path)", params,
-                  count=rows)
+                  f"{', '.join(select)} FROM read_parquet($path)", params, count=rows)
 
 
 def open_source(con: duckdb.DuckDBPyConnection, path: Path, columns: tuple[str, ...],

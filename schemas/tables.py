@@ -54,7 +54,7 @@ class Reference:
 
 @dataclass(frozen=True)
 class Deliveries:
-    """Every delivery of the landing zone (snapshot date, province office) has a row. Blocking."""
+    """Every file of every delivery committed to the lake has a row. Blocking."""
     snapshot_column: str = "snapshot_date"
     province_column: str = "province_code"
     name: str = "has_every_delivery"
@@ -266,7 +266,8 @@ COVERAGE_TREND_REGION = Table(
      Col("active_change", "BIGINT", "active - active_prev"),
      Col("penetration_change_pp", "DOUBLE", "penetration now minus before, percentage points"),
      Col("comparable", "BOOLEAN", "the snapshot's comparable flag (same offices as before)"),
-     _VINTAGE),
+     Col("vintage", "VARCHAR", "Kemendagri vintage of the region code (this snapshot's; the "
+         "previous one's for a region only there)", False)),
     key=("snapshot_date", "tier", "region_level", "region_code"), serving=True,
     identities=(Identity("gains_balance", "active_change", "gained - lost",
                          "active_change = gained - lost"),),
