@@ -35,15 +35,15 @@ ORDER BY t.ord
 
 NATIONAL_SQL = f"""
 INSERT INTO coverage_national
-WITH person AS (SELECT nik_hmac, bool_or(active) AS active FROM {_PEOPLE} GROUP BY nik_hmac),
+WITH people AS (SELECT person, bool_or(active) AS active FROM {_PEOPLE} GROUP BY person),
 tiers AS (SELECT count(*) FILTER (active) AS tier_sum FROM {_PEOPLE}),
 pot AS (SELECT CASE WHEN count(DISTINCT tier) = 6 THEN sum(potensi) END AS potensi
         FROM potential WHERE valid_from = {_SET} AND region_code IS NULL)
-SELECT $day, count(*) FILTER (person.active), any_value(tiers.tier_sum),
-       count(*) FILTER (NOT person.active), any_value(pot.potensi),
-       {_PENETRATION.format(a="count(*) FILTER (person.active)", p="any_value(pot.potensi)")},
+SELECT $day, count(*) FILTER (people.active), any_value(tiers.tier_sum),
+       count(*) FILTER (NOT people.active), any_value(pot.potensi),
+       {_PENETRATION.format(a="count(*) FILTER (people.active)", p="any_value(pot.potensi)")},
        $offices, $vintage, {_SET}
-FROM tiers CROSS JOIN pot LEFT JOIN person ON true
+FROM tiers CROSS JOIN pot LEFT JOIN people ON true
 """
 
 BY_REGION_SQL = f"""

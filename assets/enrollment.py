@@ -19,24 +19,38 @@ from assets.history import Inputs, LakeInputs
 KEY = "enrollment"
 # arg_max over the tie-break key (a hash aggregate) rather than a window sort: same row, faster
 DEDUPE_SQL = """
-SELECT CAST($day AS DATE) AS snapshot_date, tier, nik_hmac,
-       d.paid_month IS NOT NULL AND months(CAST($day AS DATE)) - d.paid_month <= $grace AS active,
-       d.paid_month, d.segmen, d.region_province, d.region_regency, d.source_file, d.row_number
-FROM (
-    SELECT tier, nik_hmac,
-           arg_max({'paid_month': paid_month, 'segmen': segmen,
-                    'region_province': region_province, 'region_regency': region_regency,
-                    'source_file': source_file, 'row_number': row_number},
-                   {'month': coalesce(paid_month, -1), 'registered': tgl_kepesertaan,
-                    'file': source_file, 'row': row_number}) AS d
-    FROM (@ROWS@)
-    GROUP BY tier, nik_hmac
+WITH rows AS (@ROWS@),
+-- most people have one row per tier: only the others need the tie-break (a small aggregate;
+-- counting is cheap and spills to disk when memory is short)
+repeated AS (SELECT tier, person FROM rows GROUP BY tier, person HAVING count(*) > 1),
+decided AS (
+    SELECT tier, person, paid_month, segmen, region_province, region_regency, file, row_number
+    FROM rows ANTI JOIN repeated USING (tier, person)
+    UNION ALL
+    SELECT tier, person, d.paid_month, d.segmen, d.region_province, d.region_regency, d.file,
+           d.row_number
+    FROM (
+        SELECT tier, person,
+               arg_max({'paid_month': paid_month, 'segmen': segmen,
+                        'region_province': region_province, 'region_regency': region_regency,
+                        'file': file, 'row_number': row_number},
+                       {'month': coalesce(paid_month, -1), 'registered': tgl_kepesertaan,
+                        'file': file, 'row': row_number}) AS d
+        FROM rows SEMI JOIN repeated USING (tier, person)
+        GROUP BY tier, person
+    )
 )
+SELECT CAST($day AS DATE) AS snapshot_date, tier, person,
+       paid_month IS NOT NULL AND months(CAST($day AS DATE)) - paid_month <= $grace AS active,
+       paid_month, segmen, region_province, region_regency, f.source_file, row_number
+FROM decided JOIN dedupe_files f USING (file)
 """
-_ROWS = ("SELECT $s{i} AS source_file, row_number, nik_hmac, segmen, tier, region_province, "
+# each delivery's rows; ``file`` numbers the files in source_file order, so comparing numbers
+# compares names (an integer in the aggregate state instead of a long string)
+_ROWS = ("SELECT $n{i}::USMALLINT AS file, row_number, person, segmen, tier, region_province, "
          "region_regency, tgl_kepesertaan, paid_month FROM read_parquet($f{i}) WHERE valid")
-_EMPTY = ("SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS row_number, NULL::BLOB AS "
-          "nik_hmac, NULL::VARCHAR AS segmen, NULL::VARCHAR AS tier, NULL::VARCHAR AS "
+_EMPTY = ("SELECT NULL::USMALLINT AS file, NULL::BIGINT AS row_number, NULL::UHUGEINT AS "
+          "person, NULL::VARCHAR AS segmen, NULL::VARCHAR AS tier, NULL::VARCHAR AS "
           "region_province, NULL::VARCHAR AS region_regency, NULL::DATE AS tgl_kepesertaan, "
           "NULL::INTEGER AS paid_month LIMIT 0")
 
@@ -50,13 +64,17 @@ def version(inp: Inputs, day: dt.date, grace_months: int) -> str:
 
 
 def build(inp: LakeInputs, day: dt.date, version_: str, grace_months: int) -> dict:
-    files = inp.row_files(day)
+    files = sorted(inp.row_files(day), key=lambda f: f[1])
     params = {"day": day, "grace": grace_months}
     parts = []
     for i, (path, source, _) in enumerate(files):
         parts.append(_ROWS.replace("{i}", str(i)))
-        params[f"s{i}"], params[f"f{i}"] = source, str(path)
+        params[f"n{i}"], params[f"f{i}"] = i, str(path)
     rows_sql = " UNION ALL ".join(parts) or _EMPTY
+    inp.con.execute("CREATE OR REPLACE TEMP TABLE dedupe_files (file USMALLINT, "
+                    "source_file VARCHAR)")
+    inp.con.executemany("INSERT INTO dedupe_files VALUES (?, ?)",
+                        [(i, source) for i, (_, source, _) in enumerate(files)])
     n = copy_to_parquet(inp.con, DEDUPE_SQL.replace("@ROWS@", rows_sql), params,
                         inp.lake.people_path(day), metadata={"version": version_})
     active = inp.con.execute("SELECT count(*) FILTER (active) FROM read_parquet($f)",

@@ -30,14 +30,15 @@ from readers.landing import Hashes, LandedFile, delivery_fingerprint, scan, stat
 from readers.storage import commit_file, copy_to_parquet
 from schemas import enrollment as schema
 from schemas.reference import load_ref_region, vintage_for
-from schemas.rules import reasons_sql, required_columns
+from schemas.rules import broken_sql, required_columns, valid_sql
 
 from assets import versions
 from assets.partitions import DELIVERIES, delivery_key, parse_delivery
 from assets.reference import region_reference
 from assets.resources import PermanentError, Settings, Warehouse
 
-REASONS = reasons_sql(schema.ROW_SCHEMA)
+VALID = valid_sql(schema.ROW_SCHEMA)
+BROKEN = broken_sql(schema.ROW_SCHEMA)
 NIK_MASKED = ("CASE WHEN length(nik) >= 12 THEN left(nik, 6) || repeat('*', length(nik) - 6) "
               "ELSE repeat('*', length(nik)) END")
 QUARANTINE_TEXT = ("kpj", "segmen", "tingkat", "kode_wilayah", "npp", "nama_instansi",
@@ -51,26 +52,27 @@ WITH raw_file AS (@SOURCE@), raw_input AS (
     SELECT CAST($day AS DATE) AS snapshot_date, f.file_province, f.source_file,
            $vintage AS vintage, r.* FROM raw_file r JOIN batch_files f USING (file_id)
 ), staged AS (
-    SELECT *, {REASONS} AS reasons FROM ({schema.PREPARE_SQL})
+    SELECT *, {VALID} AS valid FROM ({schema.PREPARE_SQL})
 )
-SELECT file_province, row_number, len(reasons) = 0 AS valid,
-       CASE WHEN len(reasons) = 0 THEN {keys.HMAC_SQL} END AS nik_hmac,
-       CASE WHEN len(reasons) = 0 THEN upper(segmen) END AS segmen,
-       CASE WHEN len(reasons) = 0 THEN tier END AS tier,
-       CASE WHEN len(reasons) = 0 THEN kode END AS region_code,
-       CASE WHEN len(reasons) = 0 THEN coalesce(ref_province, file_province) END
-           AS region_province,
-       CASE WHEN len(reasons) = 0 THEN ref_regency END AS region_regency,
-       CASE WHEN len(reasons) = 0 THEN tgl END AS tgl_kepesertaan,
-       CASE WHEN len(reasons) = 0 THEN paid_month END AS paid_month,
-       CASE WHEN len(reasons) > 0 THEN reasons END AS reasons,
-       CASE WHEN len(reasons) > 0 THEN {NIK_MASKED} END AS nik_masked,
+SELECT file_province, row_number, valid,
+       CASE WHEN valid THEN {keys.HMAC_SQL} END AS nik_hmac,
+       CASE WHEN valid THEN {keys.PERSON_SQL} END AS person,
+       CASE WHEN valid THEN upper(segmen) END AS segmen,
+       CASE WHEN valid THEN tier END AS tier,
+       CASE WHEN valid THEN kode END AS region_code,
+       CASE WHEN valid THEN coalesce(ref_province, file_province) END AS region_province,
+       CASE WHEN valid THEN ref_regency END AS region_regency,
+       CASE WHEN valid THEN tgl END AS tgl_kepesertaan,
+       CASE WHEN valid THEN paid_month END AS paid_month,
+       CASE WHEN NOT valid THEN {BROKEN} END AS reasons,
+       CASE WHEN NOT valid THEN {NIK_MASKED} END AS nik_masked,
        {", ".join(
-           f"CASE WHEN len(reasons) > 0 THEN blank_to_null(trim_ws({c})) END AS q_{c}"
+           f"CASE WHEN NOT valid THEN blank_to_null(trim_ws({c})) END AS q_{c}"
            for c in QUARANTINE_TEXT)}
 FROM staged
 """
 EMPTY_ROWS = ("SELECT NULL::BIGINT AS row_number, NULL::BOOLEAN AS valid, NULL::BLOB AS nik_hmac, "
+              "NULL::UHUGEINT AS person, "
               "NULL::VARCHAR AS segmen, NULL::VARCHAR AS tier, NULL::VARCHAR AS region_code, "
               "NULL::VARCHAR AS region_province, NULL::VARCHAR AS region_regency, "
               "NULL::DATE AS tgl_kepesertaan, NULL::INTEGER AS paid_month, "
@@ -191,15 +193,21 @@ def _copy_batch(con, lake, day, vintage, batch: list[Delivery], pads, workdir) -
             if d.source.arrow is not None:
                 con.register(d.source.name, d.source.arrow)
                 registered.append(d.source.name)
-        sql = BATCH_SQL.replace("@SOURCE@", union)
-        con.execute(f"COPY ({sql}) TO $dir (FORMAT parquet, COMPRESSION zstd, "
-                    "PARTITION_BY (file_province), FILENAME_PATTERN 'rows_{i}', "
-                    "ROW_GROUP_SIZE 122880)",
-                    {**params, "day": day, "vintage": vintage, "ipad": pads[0], "opad": pads[1],
-                     "dir": str(workdir)})
+        # the files as text first (a union of small scans runs on one core; the validation after
+        # it runs on every core), then validated, pseudonymised and written in one pass
+        con.execute(f"CREATE OR REPLACE TEMP TABLE batch_raw AS {union}", params)
     finally:
         for name in registered:
             con.unregister(name)
+    try:
+        sql = BATCH_SQL.replace("@SOURCE@", "SELECT * FROM batch_raw")
+        con.execute(f"COPY ({sql}) TO $dir (FORMAT parquet, COMPRESSION zstd, "
+                    "PARTITION_BY (file_province), FILENAME_PATTERN 'rows_{i}', "
+                    "ROW_GROUP_SIZE 122880)",
+                    {"day": day, "vintage": vintage, "ipad": pads[0], "opad": pads[1],
+                     "dir": str(workdir)})
+    finally:
+        con.execute("DROP TABLE IF EXISTS batch_raw")
     counts = {}
     written = sorted(workdir.glob("file_province=*/*.parquet"))
     if written:

@@ -95,7 +95,9 @@ class Warehouse(DuckDBResource):
 
     def memory_connection(self) -> duckdb.DuckDBPyConnection:
         """A private in-memory DuckDB with the contract's macros (ingest's workspace)."""
-        cfg = {"memory_limit": self.memory_limit, "preserve_insertion_order": True}
+        # row numbers come from the scans (WITH ORDINALITY, file_row_number), never from the
+        # order rows arrive in, so insertion order need not be kept
+        cfg = {"memory_limit": self.memory_limit, "preserve_insertion_order": False}
         if self.threads:
             cfg["threads"] = self.threads
         con = duckdb.connect(config=cfg)

@@ -24,8 +24,8 @@ from assets import versions
 from assets.history import Inputs, LakeInputs
 
 _STATUS = """
-s AS (SELECT {keys}, {agg_active} AS active FROM read_parquet($people_s) GROUP BY {keys}),
-p AS (SELECT {keys}, {agg_active} AS active FROM read_parquet($people_p) GROUP BY {keys}),
+s AS (SELECT {keys}, {agg_active} AS active FROM read_parquet($people_s) {by}),
+p AS (SELECT {keys}, {agg_active} AS active FROM read_parquet($people_p) {by}),
 flows AS (
     SELECT {coalesced}
            count(*) FILTER (s.active) AS active,
@@ -42,8 +42,8 @@ _NO_PREVIOUS = "read_parquet($people_s) WHERE false"
 
 TIER_SQL = f"""
 INSERT INTO coverage_trend_tier
-WITH {_STATUS.format(keys="tier, nik_hmac", agg_active="bool_or(active)",
-                     coalesced="tier,", join="tier, nik_hmac", group="GROUP BY tier")},
+WITH {_STATUS.format(keys="tier, person", agg_active="active", by="",
+                     coalesced="tier,", join="tier, person", group="GROUP BY tier")},
 cov AS (SELECT * FROM coverage_by_tier WHERE snapshot_date = $day),
 prev AS (SELECT * FROM coverage_by_tier WHERE snapshot_date = $prev),
 ago AS (SELECT * FROM coverage_by_tier WHERE snapshot_date = $ago)
@@ -64,8 +64,8 @@ ORDER BY t.ord
 
 NATIONAL_SQL = f"""
 INSERT INTO coverage_trend_national
-WITH {_STATUS.format(keys="nik_hmac", agg_active="bool_or(active)", coalesced="",
-                     join="nik_hmac", group="")},
+WITH {_STATUS.format(keys="person", agg_active="bool_or(active)", by="GROUP BY person",
+                     coalesced="", join="person", group="")},
 cov AS (SELECT * FROM coverage_national WHERE snapshot_date = $day),
 prev AS (SELECT * FROM coverage_national WHERE snapshot_date = $prev),
 ago AS (SELECT * FROM coverage_national WHERE snapshot_date = $ago)
@@ -84,15 +84,15 @@ FROM cov CROSS JOIN flows LEFT JOIN prev ON true LEFT JOIN ago ON true
 
 REGION_SQL = """
 INSERT INTO coverage_trend_region
-WITH s AS (SELECT tier, nik_hmac, active, region_province, region_regency
+WITH s AS (SELECT tier, person, active, region_province, region_regency
            FROM read_parquet($people_s)),
-p AS (SELECT tier, nik_hmac, active, region_province, region_regency
+p AS (SELECT tier, person, active, region_province, region_regency
       FROM read_parquet($people_p)),
 j AS (SELECT coalesce(s.active, false) AS now_active, s.region_province AS now_prov,
              s.region_regency AS now_reg, coalesce(p.active, false) AS was_active,
              p.region_province AS was_prov, p.region_regency AS was_reg,
              coalesce(s.tier, p.tier) AS tier
-      FROM s FULL JOIN p USING (tier, nik_hmac)
+      FROM s FULL JOIN p USING (tier, person)
       WHERE coalesce(s.active, false) OR coalesce(p.active, false)),
 moves AS (
     SELECT tier, 'province' AS region_level, now_prov AS region_code, 1 AS gained, 0 AS lost

@@ -1092,6 +1092,16 @@ class _Tables:
         self.codes = _padded(ref.codes_pa)                                        # 4 * n
         self.npp = inst.npp_pa
         self.instansi = inst.names_pa
+        self._sanitized: dict = {}
+        self._lock = threading.Lock()
+
+    def sanitized(self, col: str, arr: pa.Array, delim: str) -> pa.Array:
+        """A shared dictionary without the delimiter and quotes (cached; thread-safe)."""
+        with self._lock:
+            key = (col, delim)
+            if key not in self._sanitized:
+                self._sanitized[key] = _sanitize(arr, delim)
+            return self._sanitized[key]
 
 
 DICT_COLUMNS = ("nama", "segmen", "tingkat", "kode_wilayah", "npp", "nama_instansi",
@@ -1159,14 +1169,19 @@ class _Encoded:
         idx["bulan_iuran_terakhir"] = np.where(valid_b, mi + tabs.nm * bf, -1)
         dicts["bulan_iuran_terakhir"] = tabs.months
 
-        # bad rows' text: appended to the column's dictionary
+        # bad rows' text: appended to the column's (shared) dictionary
+        self.tabs = tabs
+        self.base_dicts = dict(dicts)
+        self.extras: dict[str, pa.Array] = {}
         for key, col in (("tingkat", "tingkat"), ("tgl", "tgl_kepesertaan"),
                          ("segmen", "segmen"), ("kode", "kode_wilayah")):
             vals = over[key]
             m = np.array([v is not None for v in vals], dtype=bool)
             if m.any():
                 base = len(dicts[col])
-                dicts[col] = pa.concat_arrays([dicts[col], pa.array(list(vals[m]), pa.string())])
+                extra = pa.array(list(vals[m]), pa.string())
+                self.extras[col] = extra
+                dicts[col] = pa.concat_arrays([dicts[col], extra])
                 idx[col][bad_pos[m]] = base + np.arange(int(m.sum()))
         self.idx = {c: v.astype(np.int32) for c, v in idx.items()}
         self.dicts = dicts
@@ -1183,17 +1198,19 @@ class _Encoded:
         self.tgl = rows.tgl
         self.bulan = rows.bulan
         self.bad = rows.bad
-        self._sanitized: dict = {}
-        self._lock = threading.Lock()
 
     def sanitized(self, col: str, delim: str) -> pa.Array:
-        """The column's dictionary without the delimiter and quotes (cached; thread-safe)."""
-        with self._lock:
-            key = (col, delim)
-            if key not in self._sanitized:
-                d = pc.replace_substring(self.dicts[col], delim, " ")
-                self._sanitized[key] = pc.replace_substring(d, '"', "")
-            return self._sanitized[key]
+        """The column's dictionary without the delimiter and quotes: the shared part cached for
+        all files (thread-safe), the bad rows' own text sanitized here."""
+        base = self.tabs.sanitized(col, self.base_dicts[col], delim)
+        extra = self.extras.get(col)
+        if extra is None:
+            return base
+        return pa.concat_arrays([base, _sanitize(extra, delim)])
+
+
+def _sanitize(arr: pa.Array, delim: str) -> pa.Array:
+    return pc.replace_substring(pc.replace_substring(arr, delim, " "), '"', "")
 
 
 def _file_columns(enc: _Encoded, a: int, n: int, quote_none_delim: str | None = None
@@ -1860,13 +1877,8 @@ def _remove_old(out: Path, old: set[str], progress) -> None:
         base = out / top
         if not base.is_dir() or base.is_symlink():
             continue
-        for root, dirs, files in os.walk(base, topdown=False):
-            if not dirs and not files:
-                try:
-                    os.rmdir(root)
-                except OSError:
-                    pass
-            elif not os.listdir(root):
+        for root, _dirs, _files in os.walk(base, topdown=False):
+            if not os.listdir(root):
                 os.rmdir(root)
     if removed:
         progress(f"demo: removed {removed} files of the previous demo in {out}")
@@ -2037,15 +2049,18 @@ def _snapshot(out, k, snaps, k_late, seed, pop, ref, inst, tabs, profiles, sink,
                      bulan=bul[posts].astype(np.int64), seg=pop.seg[posts], name=pop.name[posts],
                      inst=pop.inst_at(k, posts), nik=pop.nik[posts], kpj=pop.kpj(posts),
                      bad=np.zeros(posts.size, np.int8), pid=pop.pid[posts].astype(np.int64))
-        valid = _Rows.concat([orig, dups.take(np.arange(dfs[fi], dfs[fi] + dfc[fi]))])
         bsel = np.arange(bfs[fi], bfs[fi] + bfc[fi])
-        rows = _Rows.concat([valid, bads.take(bsel)])
+        n_valid = posts.size + int(dfc[fi])
         frng = np.random.default_rng([seed, 2, snap.year, snap.month, fi])
-        perm = frng.permutation(len(rows))
-        rows = rows.take(perm)
+        perm = frng.permutation(n_valid + bsel.size)
+        parts = (orig, dups.take(np.arange(dfs[fi], dfs[fi] + dfc[fi])), bads.take(bsel))
+        if latest and fi == redel_p:
+            valid = _Rows.concat(parts[:2])
+        rows = _Rows.concat(parts).take(perm)
+        del parts, orig
         inv = np.empty_like(perm)
         inv[perm] = np.arange(perm.size)
-        bad_pos = inv[len(valid):]
+        bad_pos = inv[n_valid:]
         enc = _Encoded(rows, {c: v[bsel] for c, v in over.items()}, bad_pos, ref, tabs,
                        profiles[fi], frng)
         n = len(rows)
@@ -2109,6 +2124,29 @@ def _snapshot(out, k, snaps, k_late, seed, pop, ref, inst, tabs, profiles, sink,
 # ============================================================================================
 # main entry point
 # ============================================================================================
+
+def _set_time(folder: Path, day: dt.date, hour: int = 8) -> None:
+    """Give every file under ``folder`` the modification time ``day`` ``hour``:00 WIB."""
+    when = dt.datetime(day.year, day.month, day.day, hour,
+                       tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
+    for path in folder.rglob("*") if folder.exists() else ():
+        if path.is_file():
+            os.utime(path, (when, when))
+
+
+def _delivery_times(out: Path, snaps) -> None:
+    """Files look delivered when offices deliver them: a few days after the snapshot (the
+    re-delivered 51_revisi.csv one day after the stale 51.csv; the late file a month later),
+    so a run right after `cakupan demo` sees settled files and the newer re-delivery wins."""
+    for snap in snaps:
+        _set_time(out / "enrollment" / snap.isoformat(), snap + dt.timedelta(days=5))
+        _set_time(out / "demo_late" / "enrollment" / snap.isoformat(),
+                  snap + dt.timedelta(days=35))
+    stale = out / "enrollment" / snaps[-1].isoformat() / f"{REDELIVERY_PROVINCE}.csv"
+    if stale.exists():
+        when = stale.stat().st_mtime - 86400
+        os.utime(stale, (when, when))
+
 
 def generate_landing(out: Path, scale: float = 1.0, snapshots: int = DEFAULT_SNAPSHOTS,
                      seed: int = 20211115, progress=print) -> dict:
@@ -2189,7 +2227,7 @@ def generate_landing(out: Path, scale: float = 1.0, snapshots: int = DEFAULT_SNA
                 prov_true[k], kab_true[k] = prov_w, kab_w
             else:
                 counts_t, prov_true[k], kab_true[k] = _counts(pop, ref, true_v)
-            if k == latest_index(S):
+            if k == S - 1:
                 for name in TIERS:
                     assert exp["tiers"][name]["active"] == pop.n_active[name], name
             if late_info is not None:
@@ -2218,13 +2256,11 @@ def generate_landing(out: Path, scale: float = 1.0, snapshots: int = DEFAULT_SNA
     finally:
         sink.close(ok)
     del prev_w, prev_true
-    # the re-delivery: the revisi file is clearly newer than the stale one
-    sdir = out / "enrollment" / snaps[-1].isoformat()
-    now = time.time()
-    os.utime(sdir / f"{REDELIVERY_PROVINCE}.csv", (now - 2 * 86400, now - 2 * 86400))
-    os.utime(sdir / f"{REDELIVERY_PROVINCE}_revisi.csv", (now, now))
+    _delivery_times(out, snaps)
 
     sets = _write_potentials(out, ref, pop, scale, snaps, prov_true, kab_true)
+    for folder in sorted((out / "potential").iterdir()):
+        _set_time(folder, dt.date.fromisoformat(folder.name))
     latest_set = sets[max(sets)]
     manifest["potential_national"] = latest_set["national"]
     manifest["potential_provinces"] = latest_set["provinces"]
@@ -2237,12 +2273,10 @@ def generate_landing(out: Path, scale: float = 1.0, snapshots: int = DEFAULT_SNA
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["snapshot_date", "source_file", "row_number", "kind"])
         w.writerows(bad_log)
+    _set_time(out / "targets", snaps[-1] + dt.timedelta(days=10))
+    _set_time(out / "published", dt.date(2021, 11, 15))
     _write_json(out / MANIFEST, manifest)
     (out / PARTIAL_MARKER).unlink()
     progress(f"demo: wrote {manifest['total_rows']:,} rows for {len(snaps)} snapshots to {out} "
              f"[{time.perf_counter() - t_start:.1f}s]")
     return manifest
-
-
-def latest_index(n_snapshots: int) -> int:
-    return n_snapshots - 1

@@ -265,8 +265,10 @@ def run_requests(p: Plan, asset_graph, instance, tags: dict) -> list[dg.RunReque
         with dg.partition_loading_context(dynamic_partitions_store=instance):
             requests = build_run_requests_with_backfill_policies(partitions, asset_graph,
                                                                  instance)
-        # a run whose tables include non-trend ones first: trend-only runs read them
-        requests.sort(key=lambda rr: all(k.to_user_string() in TREND
+        # upstream stages first (a run with enrollment before one that starts at coverage; a
+        # trend-only run last: it reads the tables the others write)
+        order = {name: i for i, name in enumerate(snapshot.ORDER)}
+        requests.sort(key=lambda rr: min(order.get(k.to_user_string(), 0)
                                          for k in rr.asset_selection or []))
         out += [rr.with_replaced_attrs(tags={**(rr.tags or {}), **tags}, run_config=RUN_CONFIG)
                 for rr in requests]

@@ -25,7 +25,7 @@ import pyarrow as pa
 from schemas.rules import UNICODE_WHITESPACE
 
 MAX_LINE = 1 << 20                 # contract v1.2: a physical CSV line longer than 1 MiB rejects
-_DUCKDB_MAX_LINE = 1 << 26         # a quoted row may span physical lines of up to 1 MiB each
+_DUCKDB_MAX_LINE = 1 << 22         # a quoted row may span physical lines (64 MiB would cost DuckDB its parallel scan)
 _STRIP = "".join(chr(c) for c in UNICODE_WHITESPACE)
 _GZIP, _ZIP, _PARQUET = b"\x1f\x8b", b"PK\x03\x04", b"PAR1"
 
@@ -210,8 +210,8 @@ def _csv(con, path: Path, columns, required, scan: Scan) -> Source:
     pos = _positions(header, columns, required, count)
     select = ", ".join((f"c{pos[c]} AS {c}" if c in pos else f"CAST(NULL AS VARCHAR) AS {c}")
                        for c in columns)
-    return Source(f"SELECT row_number() OVER () AS row_number, false AS nik_is_number, {select} "
-                  f"FROM {reader}", params)
+    return Source(f"SELECT ordinality AS row_number, false AS nik_is_number, {select} "
+                  f"FROM {reader} WITH ORDINALITY", params)
 
 
 def _cell_text(value) -> tuple[str | None, bool]:
@@ -312,8 +312,9 @@ def _parquet(con, path: Path, columns, required, scan: Scan) -> Source:
             f"CASE WHEN TRY_CAST({ref} AS DOUBLE) = trunc(TRY_CAST({ref} AS DOUBLE)) "
             f"THEN CAST(TRY_CAST({ref} AS HUGEINT) AS VARCHAR) ELSE CAST({ref} AS VARCHAR) END "
             "AS nik")
-    return Source(f"SELECT row_number() OVER () AS row_number, {number_flag} AS nik_is_number, "
-                  f"{', '.join(select)} FROM read_parquet($path)", params, count=rows)
+    return Source(f"SELECT file_row_number + 1 AS row_number, {number_flag} AS nik_is_number, "
+                  f"{', '.join(select)} FROM read_parquet($path, file_row_number=true)", params,
+                  count=rows)
 
 
 def open_source(con: duckdb.DuckDBPyConnection, path: Path, columns: tuple[str, ...],

@@ -195,7 +195,7 @@ def open_connection(database: Path | str, read_only: bool = False, memory_limit:
     database = Path(database)
     if not read_only:
         database.parent.mkdir(parents=True, exist_ok=True)
-    cfg = {"memory_limit": memory_limit, **(config or {})}
+    cfg = {"memory_limit": memory_limit, "preserve_insertion_order": False, **(config or {})}
     if threads:
         cfg["threads"] = threads
     con = duckdb.connect(str(database), read_only=read_only, config=cfg)

@@ -36,9 +36,10 @@ def _sql_list(values) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
-TIER_SQL = "CASE squeeze(x) " + " ".join(
-    f"WHEN '{alias}' THEN '{code}'" for code, (_, _, aliases) in TIERS.items() for alias in aliases
-) + " END"
+_TIER_CASE = " ".join(f"WHEN '{alias}' THEN '{code}'"
+                     for code, (_, _, aliases) in TIERS.items() for alias in aliases)
+# the spelling as delivered first; squeezing out inner whitespace (a regex) only when it fails
+TIER_SQL = f"coalesce(CASE upper(x) {_TIER_CASE} END, CASE squeeze(x) {_TIER_CASE} END)"
 
 TIER_LEVEL_SQL = "CASE tier " + " ".join(
     f"WHEN '{code}' THEN '{level}'" for code, (_, level, _) in TIERS.items() if level

@@ -23,26 +23,27 @@ UNICODE_WHITESPACE = [
     0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
     0x2028, 0x2029, 0x202F, 0x205F, 0x3000, 0xFEFF,
 ]
-WS_SQL = "(" + " || ".join(f"chr({c})" for c in UNICODE_WHITESPACE) + ")"
+WS_SQL = "'" + "".join(chr(c) for c in UNICODE_WHITESPACE) + "'"   # a literal: no quote in it
 # RE2 character class of them (trim() with a character list is ~8x slower than a regex here)
 WS_CLASS = "[" + "".join(f"\\x{{{c:X}}}" for c in UNICODE_WHITESPACE) + "]"
 
 # Macros every warehouse connection defines before running contract SQL (pure functions).
 MACROS = {
     # x without leading and trailing Unicode whitespace (the regex only where an end is blank)
-    "trim_ws": f"CASE WHEN contains({WS_SQL}, left(x, 1)) OR contains({WS_SQL}, right(x, 1)) "
+    "trim_ws": f"CASE WHEN contains({WS_SQL}, x[1]) OR contains({WS_SQL}, x[-1]) "
                f"THEN regexp_replace(x, '^{WS_CLASS}+|{WS_CLASS}+$', '', 'g') ELSE x END",
     # NULL for a trimmed value that is empty or the word null (any case)
-    "blank_to_null": "CASE WHEN x = '' OR (length(x) = 4 AND lower(x) = 'null') THEN NULL "
+    "blank_to_null": "CASE WHEN x = '' OR (strlen(x) = 4 AND lower(x) = 'null') THEN NULL "
                      "ELSE x END",
     "squeeze": f"upper(regexp_replace(x, '{WS_CLASS}', '', 'g'))",
     "months": "12 * year(x) + month(x)",
     # zero-padded YYYY-MM-DD or DD/MM/YYYY that exists on the calendar, else NULL
+    # (TRY_CAST of a zero-padded ISO date is NULL for a day not on the calendar)
     "parse_date": (
-        "CASE WHEN regexp_full_match(x, '[0-9]{4}-[0-9]{2}-[0-9]{2}') "
-        "THEN CAST(try_strptime(x, '%Y-%m-%d') AS DATE) "
+        "CASE WHEN strlen(x) <> 10 THEN NULL "
+        "WHEN regexp_full_match(x, '[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN TRY_CAST(x AS DATE) "
         "WHEN regexp_full_match(x, '[0-9]{2}/[0-9]{2}/[0-9]{4}') "
-        "THEN CAST(try_strptime(x, '%d/%m/%Y') AS DATE) END"
+        "THEN TRY_CAST(x[7:10] || '-' || x[4:5] || '-' || x[1:2] AS DATE) END"
     ),
     # YYYY-MM, or a full date read as its month, as 12*year+month; else NULL
     "parse_month": (
@@ -98,17 +99,26 @@ def rules_of(schema: pa.DataFrameSchema) -> list[tuple[str, str, str]]:
     return out
 
 
+def valid_sql(schema: pa.DataFrameSchema) -> str:
+    """One DuckDB expression: TRUE when a row satisfies every rule of ``schema``."""
+    return "(" + " AND ".join(f"({sql})" for _, sql, _ in rules_of(schema)) + ") IS TRUE"
+
+
+def broken_sql(schema: pa.DataFrameSchema) -> str:
+    """The list of rule codes a row breaks (for rows known to be invalid)."""
+    cases = ", ".join(f"CASE WHEN ({sql}) IS NOT TRUE THEN '{code}' END"
+                      for code, sql, _ in rules_of(schema))
+    return f"list_filter([{cases}], lambda r: r IS NOT NULL)"
+
+
 def reasons_sql(schema: pa.DataFrameSchema) -> str:
     """One DuckDB expression: the list of rule codes a row breaks (empty list = valid).
 
     The conjunction of all rules is evaluated first (cheap, and true for almost every row);
     the list of broken rules is built only for the rows that fail it.
     """
-    rules = rules_of(schema)
-    valid = " AND ".join(f"({sql})" for _, sql, _ in rules)
-    cases = ", ".join(f"CASE WHEN ({sql}) IS NOT TRUE THEN '{code}' END" for code, sql, _ in rules)
-    return (f"CASE WHEN ({valid}) IS TRUE THEN CAST([] AS VARCHAR[]) "
-            f"ELSE list_filter([{cases}], lambda r: r IS NOT NULL) END")
+    return (f"CASE WHEN {valid_sql(schema)} THEN CAST([] AS VARCHAR[]) "
+            f"ELSE {broken_sql(schema)} END")
 
 
 def clean_sql(columns, source: str, keep: str) -> str:

@@ -386,6 +386,7 @@ ENROLLMENT_ROWS = Table(
      Col("source_file", "VARCHAR", "path relative to the landing zone", False),
      Col("row_number", "BIGINT", "1-based data row", False),
      Col("nik_hmac", "BLOB", "HMAC-SHA256 of the NIK under CAKUPAN_HMAC_KEY, 32 bytes", False),
+     Col("person", "UHUGEINT", "the first 128 bits of nik_hmac: the person, for joins", False),
      Col("segmen", "VARCHAR", "PU or BPU", False),
      _TIER,
      Col("region_code", "VARCHAR", "dotted code as delivered (NULL: KL without code)"),
@@ -401,7 +402,8 @@ ENROLLMENT = Table(
     "One row per snapshot, tier and person: the deciding row after the contract's dedupe "
     "(the lake's people/<date>.parquet).",
     (_SNAPSHOT, _TIER,
-     Col("nik_hmac", "BLOB", "keyed HMAC of the NIK", False),
+     Col("person", "UHUGEINT", "the person: the first 128 bits of the keyed HMAC of the NIK",
+         False),
      Col("active", "BOOLEAN", "paid within the grace months", False),
      Col("paid_month", "INTEGER", "12*year+month of the last paid month"),
      Col("segmen", "VARCHAR", "PU or BPU", False),
@@ -409,7 +411,7 @@ ENROLLMENT = Table(
      Col("region_regency", "VARCHAR", "regency of the deciding row"),
      Col("source_file", "VARCHAR", "file of the deciding row", False),
      Col("row_number", "BIGINT", "row of the deciding row", False)),
-    key=("snapshot_date", "tier", "nik_hmac"), storage="lake",
+    key=("snapshot_date", "tier", "person"), storage="lake",
 )
 
 TABLES = {t.name: t for t in (
