@@ -372,6 +372,9 @@ def enrollment_rows(context: dg.AssetExecutionContext, warehouse: Warehouse, set
         version = versions.delivery(CODE_VERSION, store, delivery_fingerprint(files, hashes))
         by_day.setdefault(day, []).append(
             Delivery(day, province, files, version, previous, hashes))
+    provenance = versions.Provenance(context.instance)
+    reference = {"region_reference": (
+        versions.recorded(context.instance, "region_reference").get(None), None)}
     con = warehouse.memory_connection()
     try:
         load_ref_region(con)
@@ -387,7 +390,8 @@ def enrollment_rows(context: dg.AssetExecutionContext, warehouse: Warehouse, set
                     f"loaded, {first['rows_rejected']:,} quarantined"
                     + (f" — {first['message']}" if first["message"] else ""))
                 yield versions.materialization("enrollment_rows", d.key, CODE_VERSION,
-                                               d.version, _metadata(manifest, d.seconds))
+                                               d.version, _metadata(manifest, d.seconds),
+                                               provenance, reference)
     finally:
         con.close()
     if missing:

@@ -72,9 +72,9 @@ def blocking_failures(con, ctx: dict | None = None) -> list[generated.Finding]:
 
 def write_serving(data: dict, target: Path, suppress_k: int = 0) -> dict[str, int]:
     """Write ``data`` (table -> Arrow) as the serving file at ``target``, atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         out = duckdb.connect(str(tmp), config={
             "storage_compatibility_version": STORAGE_COMPATIBILITY})
         try:
@@ -101,12 +101,16 @@ def write_serving(data: dict, target: Path, suppress_k: int = 0) -> dict[str, in
             os.fsync(fh.fileno())
         os.replace(tmp, target)
         fsync_dir(target.parent)
-    except OSError as exc:
-        raise PublishError(f"cannot write the serving file {target}: {exc.strerror or exc} "
+    except (OSError, duckdb.IOException) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise PublishError(f"cannot write the serving file {target}: {reason} "
                            "(the previous serving file is kept)") from None
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+            try:
+                leftover.unlink(missing_ok=True)
+            except OSError:   # its folder is not writable, or not a folder: nothing was made
+                pass
     return {**expected, "suppressed_cells": suppressed}
 
 

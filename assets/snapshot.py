@@ -80,7 +80,8 @@ def _inputs(inp: LakeInputs, name: str, day: dt.date) -> dict:
     out = {}
     for dep, same in DEPS[name]:
         if dep == "enrollment_rows":
-            out[dep] = (versions.digest(sorted(inp.deliveries(day).items())), None)
+            out[dep] = (versions.digest(sorted(inp.deliveries(day).items())),
+                        [f"{day}|{p}" for p in inp.deliveries(day)])
         elif same:
             out[dep] = (inp.version(dep, day), str(day))
         else:
@@ -90,6 +91,16 @@ def _inputs(inp: LakeInputs, name: str, day: dt.date) -> dict:
 
 def _description(name: str) -> str:
     return {**coverage.DESCRIPTIONS, **trend.DESCRIPTIONS}.get(name) or TABLES[name].description
+
+
+def _run_days(context) -> tuple[list[dt.date], bool]:
+    """The run's snapshots. A run of the checks alone (from the UI) has no partitions
+    definition: its checks cover the snapshot it is tagged with, or every snapshot."""
+    try:
+        return sorted(parse_snapshot(k) for k in context.partition_keys), True
+    except dg.DagsterInvariantViolationError:
+        tagged = context.run.tags.get("dagster/partition")
+        return ([parse_snapshot(tagged)], True) if tagged else ([], False)
 
 
 def build_snapshot_tables(grace_months: int) -> dg.AssetsDefinition:
@@ -116,7 +127,7 @@ def build_snapshot_tables(grace_months: int) -> dg.AssetsDefinition:
                         settings: Settings):
         store = warehouse.store_id()
         landing = scan(settings.landing_path)
-        days = sorted(parse_snapshot(k) for k in context.partition_keys)
+        days, partitioned = _run_days(context)
         selected = {k.to_user_string() for k in context.selected_asset_keys}
         provenance = versions.Provenance(context.instance)
         with warehouse.connect() as con:
@@ -132,7 +143,7 @@ def build_snapshot_tables(grace_months: int) -> dg.AssetsDefinition:
                 inp.forget(name)
                 provenance.forget(name)
             wanted = set(context.selected_asset_check_keys)
-            findings = generated.evaluate(con, ORDER, set(days),
+            findings = generated.evaluate(con, ORDER, set(days) if partitioned else None,
                                           {"manifests": warehouse.lake.all_manifests()}, wanted)
         for finding in findings:
             yield finding.result()

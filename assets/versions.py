@@ -88,23 +88,27 @@ class Provenance:
         self.instance = instance
         self._pointers: dict[str, dict] = {}
 
-    def pointer(self, key: str, partition: str | None) -> int | None:
+    def pointer(self, key: str, partitions) -> int | None:
+        """The latest storage id of ``key`` at ``partitions`` (one key, a list, or None)."""
         if key not in self._pointers:
             self._pointers[key] = pointers(self.instance, key)
-        return self._pointers[key].get(partition)
+        known = self._pointers[key]
+        if isinstance(partitions, (list, tuple, set)):
+            found = [known[p] for p in partitions if p in known]
+            return max(found) if found else None
+        return known.get(partitions)
 
     def forget(self, key: str) -> None:
         """Materializations of ``key`` were just recorded: read its pointers again."""
         self._pointers.pop(key, None)
 
-    def tags(self, code: str, version: str, inputs: dict[str, tuple[str, str | None, str]]):
-        """``inputs``: asset key -> (version, partition or None, ...) of what was read."""
+    def tags(self, code: str, version: str, inputs: dict[str, tuple]):
+        """``inputs``: asset key -> (version read, its partition(s) or None)."""
         tags = {CODE_TAG: code, VERSION_TAG: version}
-        for key, (input_version, partition) in inputs.items():
-            tags[INPUT_VERSION + key] = input_version
-            pointer = self.pointer(key, partition)
-            if pointer is not None:
-                tags[INPUT_POINTER + key] = str(pointer)
+        for key, (input_version, partitions) in inputs.items():
+            tags[INPUT_VERSION + key] = input_version or "unknown"
+            pointer = self.pointer(key, partitions)
+            tags[INPUT_POINTER + key] = str(pointer if pointer is not None else 0)
         return tags
 
 

@@ -110,10 +110,13 @@ def cmd_run(args) -> int:
         summary, code, failure = refresh.summary, EXIT_FAILED, str(exc)
     total = time.perf_counter() - started
     landing = scan(settings.landing_path)
-    rejected = []
+    rejected, deleted = [], []
     if warehouse.path.exists():
         with warehouse.connect(read_only=True) as con:
             rejected = _present_rejections(con, landing)
+            deleted = [r[0] for r in con.execute(
+                "SELECT source_file FROM load_log WHERE NOT file_present AND status = 'loaded' "
+                "ORDER BY 1").fetchall()]
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps({
             "stages": summary.stages, "total_seconds": round(total, 3), "runs": summary.runs,
@@ -122,6 +125,9 @@ def cmd_run(args) -> int:
             "exit_code": code if failure or not rejected else EXIT_REJECTED}, indent=2))
     for line in summary.warnings:
         print(f"warning: {line}", file=sys.stderr)
+    if deleted:
+        print(f"warning: {len(deleted)} file(s) loaded earlier are no longer in the landing "
+              f"zone; their rows stay in force: {', '.join(deleted[:5])}", file=sys.stderr)
     if summary.waiting:
         print(f"waiting: {len(summary.waiting)} file(s) still being written, left for the next "
               f"run: {', '.join(summary.waiting[:5])}", file=sys.stderr)

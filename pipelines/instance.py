@@ -80,8 +80,9 @@ def dagster_home(warehouse: Path | None = None) -> Path:
     return home
 
 
-def bind(home: Path, warehouse: Path, store_id: str) -> None:
-    """Record that ``home`` serves this store, or refuse if it serves another."""
+def bind(home: Path, warehouse: Path, store_id: str | None) -> None:
+    """Record that ``home`` serves this store, or refuse if it serves another (``store_id``
+    None: a store not created yet, refused by an instance that serves one already)."""
     path = Path(home) / STORE_FILE
     mine = {"store_id": store_id, "warehouse": str(Path(warehouse).absolute())}
     if path.exists():
@@ -91,7 +92,7 @@ def bind(home: Path, warehouse: Path, store_id: str) -> None:
                 f"the Dagster instance {home} serves the warehouse {bound.get('warehouse')}, not "
                 f"{mine['warehouse']}: unset DAGSTER_HOME to give this warehouse its own "
                 "instance, or point DAGSTER_HOME at a new folder")
-    if not path.exists() or json.loads(path.read_text()) != mine:
+    if store_id is not None and (not path.exists() or json.loads(path.read_text()) != mine):
         path.write_text(json.dumps(mine, indent=1))
 
 

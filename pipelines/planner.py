@@ -222,12 +222,12 @@ def failed_checks(instance, since: float | None = None) -> list[str]:
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
     failed = []
     for key, record in latest.items():
-        event = record.event
-        evaluation = event.asset_check_evaluation if event else None
-        if evaluation is None or evaluation.passed or \
-                evaluation.severity != dg.AssetCheckSeverity.ERROR:
+        entry = record.event
+        data = entry.dagster_event.event_specific_data if entry and entry.dagster_event else None
+        if not isinstance(data, dg.AssetCheckEvaluation) or data.passed or \
+                data.severity != dg.AssetCheckSeverity.ERROR:
             continue
-        if since is None or event.timestamp > since:
+        if since is None or entry.timestamp > since:
             failed.append(f"{key.asset_key.to_user_string()}:{key.name}")
     return failed
 

@@ -119,8 +119,9 @@ class Refresh:
 
         s = self.summary
         home = dagster_home(self.warehouse.path)
-        instance = _instance(home)
+        bind(home, self.warehouse.path, self.warehouse.lake.store_id())   # refuse before writing
         bind(home, self.warehouse.path, self.warehouse.store_id())
+        instance = _instance(home)
         fail_orphans(instance, lambda m: self.echo(m))
         busy = refresh_in_progress(instance)
         if busy:

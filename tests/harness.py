@@ -34,13 +34,15 @@ class Pipeline:
         self.warehouse = base / "warehouse.duckdb"
         self.serving = base / "serving" / "cakupan.duckdb"
 
-    def run(self, *extra: str) -> Run:
+    def run(self, *extra: str, env: dict | None = None) -> Run:
         out, err = io.StringIO(), io.StringIO()
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("DAGSTER_HOME", str(self.base / "dagster_home"))
             mp.setenv("CAKUPAN_HMAC_KEY", TEST_KEY)
             for name in _CLEARED:
                 mp.delenv(name, raising=False)
+            for name, value in (env or {}).items():
+                mp.setenv(name, value)
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 code = cakupan(["run", "--landing", str(self.landing.root),
                                 "--warehouse", str(self.warehouse),
