@@ -24,6 +24,7 @@ import dagster as dg
 import pandera.pandas as pa
 from pandera.errors import SchemaWarning
 
+from assets.resources import Warehouse
 from schemas.tables import TABLES, Deliveries, Freshness, Identity, Reference, Table, quote
 
 SAMPLES = 20
@@ -207,3 +208,20 @@ def evaluate(con, tables, days=None, ctx=None, only=None) -> list[Finding]:
             if only is None or check.key in only:
                 out.append(check.run(con, days, ctx or {}))
     return out
+
+
+def unpartitioned_checks() -> list[dg.AssetChecksDefinition]:
+    """The checks of the tables rebuilt whole (target progress, reconciliation, consistency),
+    as Dagster asset checks running after their asset in the same run."""
+    def as_asset_check(check: Check) -> dg.AssetChecksDefinition:
+        @dg.asset_check(asset=check.table, name=check.name, blocking=check.blocking,
+                        description=check.description)
+        def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
+            with warehouse.connect() as con:
+                return check.run(con, None, {}).result()
+
+        return _check
+
+    return [as_asset_check(check) for table in TABLES.values()
+            if table.storage == "warehouse" and table.partition_column is None
+            for check in CHECKS[table.name]]

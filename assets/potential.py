@@ -8,14 +8,13 @@ its folder is gone, the set accepted earlier for that date stays in force and th
 
 import dagster as dg
 
-from readers.files import FileRejected, read_table
 from readers.landing import Hashes, scan, set_fingerprint
 from readers.storage import record_version
 from schemas import potential as schema
 from schemas.reference import vintage_for
-from schemas.rules import messages_sql, reasons_sql, required_columns
+from schemas.rules import reasons_sql
 
-from assets import versions
+from assets import sets, versions
 from assets.reference import region_reference
 from assets.resources import Settings, Warehouse
 
@@ -27,33 +26,11 @@ CODE_VERSION = versions.code_version("potential", schema.PREPARE_SQL,
 
 def validate_set(con, day, files) -> tuple[str, int, str | None]:
     """Stage one date's files as ``potential_staged``; (status, rows, message)."""
-    con.execute("CREATE OR REPLACE TEMP TABLE potential_raw (source_file VARCHAR, "
-                "row_number BIGINT, tingkat VARCHAR, kode_wilayah VARCHAR, potensi VARCHAR, "
-                "sumber VARCHAR)")
-    problems, rows = [], 0
-    for f in files:
-        try:
-            if f.problem:
-                raise FileRejected(f.problem)
-            rows += read_table(con, f.path, schema.TEXT_COLUMNS,
-                               required_columns(schema.ROW_SCHEMA), "potential_file")
-            con.execute("INSERT INTO potential_raw SELECT ?, row_number, tingkat, kode_wilayah, "
-                        "potensi, sumber FROM potential_file", [f.relpath])
-        except FileRejected as exc:
-            problems.append(f"{f.relpath}: {exc.message}")
-    con.execute("CREATE OR REPLACE TEMP VIEW raw_input AS SELECT * FROM potential_raw")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE potential_staged AS SELECT *, "
-        f"{reasons_sql(schema.ROW_SCHEMA)} AS reasons FROM ({schema.PREPARE_SQL})",
-        {"vintage": vintage_for(day).vintage})
-    bad = con.execute(
-        f"SELECT source_file, row_number, {messages_sql(schema.ROW_SCHEMA)} FROM potential_staged "
-        "WHERE len(reasons) > 0 ORDER BY source_file, row_number").fetchall()
-    problems += [f"{src} row {n}: {msg}" for src, n, msg in bad]
+    rows, problems = sets.stage(con, files, schema, {"vintage": vintage_for(day).vintage},
+                                "potential_staged")
+    problems += sets.row_problems(con, "potential_staged")
     if problems:
-        shown = "; ".join(problems[:10]) + (f"; ... {len(problems) - 10} more"
-                                            if len(problems) > 10 else "")
-        return "rejected", rows, f"set rejected: {shown}"
+        return "rejected", rows, f"set rejected: {sets.shown(problems)}"
     return "loaded", rows, None
 
 

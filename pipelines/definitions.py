@@ -15,12 +15,17 @@ import dagster as dg
 from assets.ingest import enrollment_rows
 from assets.potential import potential
 from assets.publish import serving_file
+from assets.published import published, published_consistency, reconciliation
 from assets.reference import region_reference
 from assets.resources import Settings, Warehouse
 from assets.snapshot import build_snapshot_tables
+from assets.targets import target_progress, targets
 from pipelines.resources import settings_from_env
 from pipelines.sensors import landing_sensor, nightly_sensor
+from assets.checks import unpartitioned_checks
 from schemas.tables import TABLES
+
+UNPARTITIONED_CHECKS = unpartitioned_checks()
 
 
 def _with_column_schema(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -59,10 +64,12 @@ def console(_init_context):
 
 
 def build_definitions(settings: Settings, warehouse: Warehouse) -> dg.Definitions:
-    assets = [region_reference, potential, enrollment_rows,
-              build_snapshot_tables(settings.grace_months), serving_file]
+    assets = [region_reference, potential, targets, published, enrollment_rows,
+              build_snapshot_tables(settings.grace_months), target_progress, reconciliation,
+              published_consistency, serving_file]
     defs = dg.Definitions(
         assets=assets,
+        asset_checks=UNPARTITIONED_CHECKS,
         sensors=[landing_sensor, nightly_sensor()],
         resources={"warehouse": warehouse, "settings": settings},
         loggers={"console": console},

@@ -24,18 +24,19 @@ import dagster as dg
 from readers import keys
 from readers.landing import Hashes, Landing, delivery_fingerprint, scan, set_fingerprint
 
-from assets import ingest, potential, publish, reference, snapshot, trend, versions
+from assets import (ingest, potential, publish, published, reference, snapshot, targets, trend,
+                    versions)
 from assets.history import Inputs, present_files, previous_of, snapshot_days, year_ago_of
 from assets.ingest import settling
 from assets.partitions import DELIVERIES, SNAPSHOTS, delivery_key
 from assets.resources import Settings, Warehouse
 from schemas.tables import SERVING_TABLES
 
-INPUTS = ["region_reference", "potential"]
+INPUTS = ["region_reference", "potential", "targets", "published"]
 # Runs log through cakupan's one-line console logger (pipelines.definitions), not Dagster's
 # default DEBUG console.
 RUN_CONFIG = {"loggers": {"console": {}}}
-FINAL = ["serving_file"]
+FINAL = ["target_progress", "reconciliation", "published_consistency", "serving_file"]
 TREND = set(trend.TABLE_SQL)
 
 
@@ -169,6 +170,12 @@ def plan(settings: Settings, warehouse: Warehouse, instance: dg.DagsterInstance,
         out.add("region_reference", None)
     if stale("potential", None, potential.version_of(landing, Hashes(), store), "changed"):
         out.add("potential", None)
+    v_targets = targets.version_of(landing, store)
+    if stale("targets", None, v_targets, "changed"):
+        out.add("targets", None)
+    v_published = published.version_of(landing, store)
+    if stale("published", None, v_published, "changed"):
+        out.add("published", None)
 
     # deliveries
     known_deliveries = set(instance.get_dynamic_partitions(DELIVERIES.name))
@@ -202,14 +209,23 @@ def plan(settings: Settings, warehouse: Warehouse, instance: dg.DagsterInstance,
                 out.requested[name].discard(p)
                 out.add(name, p, deferred=True)
 
-    # the unpartitioned stage: the serving file
+    # the unpartitioned stage: tables rebuilt whole, then the serving file
+    later = bool(out.deferred)
+    coverage = [(a, str(d), exp.expected[(a, str(d))]) for a in targets.COVERAGE for d in days]
+    whole = {"target_progress": targets.progress_version(store, v_targets, coverage),
+             "reconciliation": published.reconciliation_version(store, v_published, coverage),
+             "published_consistency": published.consistency_version(store, v_published)}
+    for name, expected in whole.items():
+        if stale(name, None, expected, "inputs changed"):
+            out.add(name, None, deferred=later)
     served = {t.name: {str(d): exp.expected.get((t.name, str(d))) for d in days}
               for t in SERVING_TABLES if t.partition_column}
+    served |= {name: {"": version} for name, version in whole.items()}
     served = {a: {p: v for p, v in parts.items() if v} for a, parts in served.items()}
     expected_serving = publish.version(store, served, settings.suppress_k)
     if stale("serving_file", None, expected_serving, "inputs changed") or \
             _failed_since_publish(instance):
-        out.add("serving_file", None, deferred=bool(out.deferred))
+        out.add("serving_file", None, deferred=later)
     out.requested = {a: p for a, p in out.requested.items() if p}
     return out
 

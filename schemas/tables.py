@@ -451,13 +451,13 @@ INTERNAL_DDL = [
     "CREATE TABLE IF NOT EXISTS potential_set (valid_from DATE, status VARCHAR, "
     "rows_read BIGINT, message VARCHAR, loaded_at TIMESTAMP)",
     "CREATE TABLE IF NOT EXISTS targets (tier VARCHAR, region_level VARCHAR, "
-    "region_code VARCHAR, target_pct DECIMAL(38,12), target_date DATE, sumber VARCHAR, "
-    "source_file VARCHAR)",
+    "region_code VARCHAR, target_pct DECIMAL(38,12), target_e12 HUGEINT, target_date DATE, "
+    "sumber VARCHAR, source_file VARCHAR)",
     "CREATE TABLE IF NOT EXISTS target_set (status VARCHAR, files VARCHAR, rows_read BIGINT, "
     "message VARCHAR, loaded_at TIMESTAMP)",
     "CREATE TABLE IF NOT EXISTS published (published_date DATE, source_file VARCHAR, "
     "row_number BIGINT, tier VARCHAR, region_code VARCHAR, region_level VARCHAR, "
-    "metric VARCHAR, value DECIMAL(38,6), decimals INTEGER, sumber VARCHAR, problem VARCHAR)",
+    "metric VARCHAR, value_text VARCHAR, decimals INTEGER, sumber VARCHAR, problem VARCHAR)",
 ]
 
 
