@@ -81,6 +81,9 @@ def _present_rejections(con, landing) -> list[tuple[str, str]]:
     out += [(f"potential/{day}/", msg) for day, msg in con.execute(
         "SELECT CAST(valid_from AS VARCHAR), message FROM potential_set "
         "WHERE status = 'rejected' ORDER BY valid_from").fetchall() if day in sets]
+    if landing.targets:
+        out += [("targets/", msg) for (msg,) in con.execute(
+            "SELECT message FROM target_set WHERE status = 'rejected'").fetchall()]
     return out
 
 
@@ -151,10 +154,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from pipelines.report import tier_table
+    from pipelines.report import tier_table, trend_table
 
     settings, _ = _settings(args)
-    print(tier_table(settings.serving_path, args.snapshot))
+    if args.trend:
+        print(trend_table(settings.serving_path, args.trend))
+    else:
+        print(tier_table(settings.serving_path, args.snapshot))
     return EXIT_OK
 
 
@@ -218,6 +224,8 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     report = sub.add_parser("report", help="print coverage by tier")
     report.add_argument("--snapshot", help="YYYY-MM-DD (default: the latest)")
+    report.add_argument("--trend", type=int, nargs="?", const=6, metavar="N",
+                        help="flows and changes per tier for the latest N snapshots (6)")
     report.add_argument("--serving")
     report.set_defaults(func=cmd_report)
     for name, helptext, func in (

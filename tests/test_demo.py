@@ -3,7 +3,8 @@
 The generator's manifest is its own bookkeeping. These tests read the written files back with
 plain pyarrow / pandas / openpyxl / python-calamine / DuckDB (identifiers as text) and check them
 against the manifest with an independent, deliberately simple re-count that follows the data
-contract (validity rules, superseded re-deliveries, per-tier dedupe, grace months).
+contract (validity rules, superseded re-deliveries, per-tier dedupe, grace months, flows between
+snapshots, regions of the deciding rows, targets and published figures).
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import math
+import os
 import shutil
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -24,21 +28,33 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.demo import generate_landing
+from pipelines.demo import DemoRefused, generate_landing
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 TARGETS = {"KL": 103_942, "PROV": 23_523, "KABKOTA": 1_547_500, "KEC": 204_578,
            "DESA": 764_400, "RTRW": 160_000}
 POTENTIAL = {"KL": 350_000, "PROV": 345_933, "KABKOTA": 2_500_000, "KEC": 205_000,
              "DESA": 1_200_000, "RTRW": 9_000_000}
+TIERS = list(TARGETS)
 COLUMNS = ["nik", "kpj", "nama", "segmen", "tingkat", "kode_wilayah", "npp", "nama_instansi",
            "tgl_kepesertaan", "bulan_iuran_terakhir"]
-SMALL_SCALE = 0.002
-SMALL_SNAPSHOTS = 3
+SMALL_SCALE = 0.005
+SMALL_SNAPSHOTS = 13
+LATEST = "2021-10-31"
+FLOW_KINDS = ("new", "reactivated", "lapsed", "left")
 
 
 def _quiet(*_a, **_k):
     pass
+
+
+def _month_ends(n: int, last: dt.date = dt.date(2021, 10, 31)) -> list[str]:
+    out, y, m = [], last.year, last.month
+    for _ in range(n):
+        nxt = dt.date(y + (m == 12), m % 12 + 1, 1)
+        out.append((nxt - dt.timedelta(days=1)).isoformat())
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    return out[::-1]
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +175,25 @@ def _date_sql(col: str) -> str:
             f"THEN try_strptime({col}, '%d/%m/%Y')::DATE END")
 
 
+_RECOUNTS: dict = {}
+
+
 def recount(landing: Path, snapshot: str, grace: int = 3) -> dict:
-    """Counts of one snapshot from the written files, following the contract."""
+    """Counts of one snapshot from the written files, following the contract (cached)."""
+    key = (str(landing), snapshot, grace, _listing(landing, snapshot))
+    if key not in _RECOUNTS:
+        _RECOUNTS[key] = _recount(landing, snapshot, grace)
+    return _RECOUNTS[key]
+
+
+def _listing(landing: Path, snapshot: str) -> tuple:
+    d = landing / "enrollment" / snapshot
+    if not d.is_dir():
+        return ()
+    return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in d.iterdir()))
+
+
+def _recount(landing: Path, snapshot: str, grace: int) -> dict:
     win, lost = _deliveries(landing, snapshot)
     parts, files = [], {}
     for p in win:
@@ -267,24 +300,95 @@ def recount(landing: Path, snapshot: str, grace: int = 3) -> dict:
     out["lags"] = dict(con.execute(f"""
         SELECT {snap_m} - (year(bulan) * 12 + month(bulan)) AS lag, count(*)
         FROM valid WHERE bulan IS NOT NULL GROUP BY ALL""").fetchall())
+    # the deciding row of every (tier, NIK): the person-tier's status and region
+    out["decided"] = con.execute("""
+        SELECT tier, nik, active, prov, regency, plain AS kode, file_prov FROM decided""").df()
+    out["offices"] = sorted({p.name[:2] for p in win})
+    return out
+
+
+# ----- flows between two recounts, from the contract --------------------------------------------
+
+def _status(decided: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return decided.assign(st=decided["active"].map({True: "A", False: "I"}))[keys + ["st"]]
+
+
+def _flow_counts(prev: pd.Series, cur: pd.Series) -> dict:
+    """prev / cur: status 'A', 'I' or 'X' (absent) of the same keys."""
+    pairs = (prev + cur).value_counts().to_dict()
+    g = lambda k: int(pairs.get(k, 0))  # noqa: E731
+    return {"active": g("XA") + g("AA") + g("IA"), "active_prev": g("AX") + g("AA") + g("AI"),
+            "new": g("XA"), "reactivated": g("IA"), "lapsed": g("AI"), "left": g("AX")}
+
+
+def recount_flows(p: dict, s: dict) -> dict:
+    both = pd.merge(_status(p["decided"], ["tier", "nik"]), _status(s["decided"], ["tier", "nik"]),
+                    on=["tier", "nik"], how="outer", suffixes=("_p", "_s")).fillna("X")
+    tiers = {t: _flow_counts(g["st_p"], g["st_s"]) for t, g in both.groupby("tier")}
+
+    def national(d):
+        n = d.groupby("nik")["active"].any()
+        return n.map({True: "A", False: "I"})
+
+    nat = pd.concat([national(p["decided"]).rename("p"), national(s["decided"]).rename("s")],
+                    axis=1).fillna("X")
+    return {"tiers": {t: tiers.get(t, _flow_counts(pd.Series([], dtype=str), pd.Series([], dtype=str)))
+                      for t in TIERS},
+            "national": _flow_counts(nat["p"], nat["s"])}
+
+
+def recount_region_flows(p: dict, s: dict) -> dict:
+    out = {}
+    for level, col in (("provinces", "prov"), ("regencies", "regency")):
+        dp = p["decided"][p["decided"][col].notna()][["tier", "nik", "active", col]]
+        ds = s["decided"][s["decided"][col].notna()][["tier", "nik", "active", col]]
+        res: dict = {}
+        for (code, tier), g in pd.concat([dp, ds]).groupby([col, "tier"]):
+            res.setdefault(code, {})[tier] = {"active": 0, "active_prev": 0, "gained": 0, "lost": 0}
+        act_s = ds[ds["active"]].groupby([col, "tier"]).size()
+        act_p = dp[dp["active"]].groupby([col, "tier"]).size()
+        m = pd.merge(ds[ds["active"]], dp[dp["active"]], on=["tier", "nik"], suffixes=("_s", "_p"))
+        stay = m[m[f"{col}_s"] == m[f"{col}_p"]].groupby([f"{col}_s", "tier"]).size()
+        for (code, tier), n in act_s.items():
+            res[code][tier]["active"] = int(n)
+            res[code][tier]["gained"] = int(n - stay.get((code, tier), 0))
+        for (code, tier), n in act_p.items():
+            res[code][tier]["active_prev"] = int(n)
+            res[code][tier]["lost"] = int(n - stay.get((code, tier), 0))
+        out[level] = res
+    return out
+
+
+def recount_movers(p: dict, s: dict) -> dict:
+    """Same NIK and tier present in both, with another region code."""
+    m = pd.merge(p["decided"], s["decided"], on=["tier", "nik"], suffixes=("_p", "_s"))
+    moved = m[m["kode_p"] != m["kode_s"]]
+    out = {t: {"within_province": 0, "across_provinces": 0} for t in TIERS}
+    for _, r in moved.iterrows():
+        kind = "within_province" if r["prov_p"] == r["prov_s"] else "across_provinces"
+        out[r["tier"]][kind] += 1
     return out
 
 
 # ---------------------------------------------------------------------------------------------
-# tests
+# tests: layout, formats, counts (as before)
 # ---------------------------------------------------------------------------------------------
 
 def test_manifest_shape_and_snapshots(small):
     out, m = small
     on_disk = json.loads((out / "demo_manifest.json").read_text(encoding="utf-8"))
     assert on_disk == json.loads(json.dumps(m))
+    assert not (out / "demo_manifest.partial.json").exists()
     assert m["scale"] == SMALL_SCALE and m["seed"] == 7 and m["grace_months"] == 3
-    assert m["snapshots"] == ["2021-08-31", "2021-09-30", "2021-10-31"]
+    assert m["snapshots"] == _month_ends(SMALL_SNAPSHOTS)
+    assert m["snapshots"][0] == "2020-10-31" and m["snapshots"][-1] == LATEST
     assert sorted(p.name for p in (out / "enrollment").iterdir()) == m["snapshots"]
     assert list(m["expected"]) == m["snapshots"]
     for snap in m["snapshots"]:
         e = m["expected"][snap]
-        assert set(e) >= {"tiers", "national", "provinces", "files"}
+        assert set(e) >= {"tiers", "national", "provinces", "regencies", "files", "offices",
+                          "offices_delivered", "previous_snapshot", "year_ago_snapshot",
+                          "comparable", "comparable_yoy", "flows", "region_flows"}
         assert set(e["tiers"]) == set(TARGETS)
         # every delivered file is in the manifest and the other way round
         listed = {f for f in e["files"]}
@@ -292,37 +396,49 @@ def test_manifest_shape_and_snapshots(small):
         assert listed == written
 
 
+def test_default_snapshot_count():
+    import inspect
+    assert inspect.signature(generate_landing).parameters["snapshots"].default == 13
+
+
 def test_latest_targets_are_scaled_figures(small):
     _, m = small
-    tiers = m["expected"]["2021-10-31"]["tiers"]
+    tiers = m["expected"][LATEST]["tiers"]
     for t, v in TARGETS.items():
         assert tiers[t]["active"] == max(1, round(v * SMALL_SCALE))
         # inactive people: about 10-20 % extra
         assert 0.05 * tiers[t]["active"] <= tiers[t]["inactive"] <= 0.3 * tiers[t]["active"] + 2
-    nat = m["expected"]["2021-10-31"]["national"]
+    nat = m["expected"][LATEST]["national"]
     assert nat["active_tier_sum"] == sum(max(1, round(v * SMALL_SCALE)) for v in TARGETS.values())
     assert nat["active"] < nat["active_tier_sum"]          # some people hold two posts
     assert m["potential_national"] == {t: max(1, round(v * SMALL_SCALE)) for t, v in POTENTIAL.items()}
 
 
+def _true(m: dict, snap: str) -> dict:
+    """A snapshot's figures as if every office had delivered."""
+    late = m.get("late") or {}
+    return (late.get("expected_if_delivered") or {}).get(snap) or m["expected"][snap]
+
+
 def test_growth_over_snapshots(small):
     _, m = small
-    actives = [m["expected"][s]["national"]["active"] for s in m["snapshots"]]
-    assert actives == sorted(actives) and actives[0] < 0.8 * actives[-1]
+    actives = [_true(m, s)["national"]["active"] for s in m["snapshots"]]
+    assert actives == sorted(actives) and actives[0] < 0.7 * actives[-1]
     for t in TARGETS:
-        per = [m["expected"][s]["tiers"][t]["active"] for s in m["snapshots"]]
-        assert per[0] <= per[-1]
+        per = [_true(m, s)["tiers"][t]["active"] for s in m["snapshots"]]
+        assert per == sorted(per) and per[0] < per[-1]
 
 
 def test_file_formats(small):
     out, m = small
+    late = m["late"]
     for snap in m["snapshots"]:
         names = sorted(p.name for p in (out / "enrollment" / snap).iterdir())
         assert [n for n in names if n.endswith(".xlsx")] == ["65.xlsx"]
         assert [n for n in names if n.endswith(".parquet")] == ["63.parquet"]
         provinces = {n[:2] for n in names}
-        assert len(provinces) == 34
-    latest = out / "enrollment" / "2021-10-31"
+        assert len(provinces) == (33 if snap == late["snapshot"] else 34)
+    latest = out / "enrollment" / LATEST
     dialects = {p.name: _sniff(p) for p in latest.glob("*.csv")}
     assert any(d == ";" and bom for d, bom, _ in dialects.values())
     assert any(d == "," and not bom for d, bom, _ in dialects.values())
@@ -358,7 +474,7 @@ def test_file_formats(small):
 
 def test_value_spellings(small):
     out, _ = small
-    raw = pd.concat([_read_any(p).to_pandas() for p in (out / "enrollment" / "2021-10-31").iterdir()],
+    raw = pd.concat([_read_any(p).to_pandas() for p in (out / "enrollment" / LATEST).iterdir()],
                     ignore_index=True)
     tiers = set(raw["tingkat"].str.strip())
     for spelled in ("KL", "Kementerian/Lembaga", "K/L", "Provinsi", "Kab / Kota", "Kota",
@@ -391,9 +507,9 @@ def test_rows_read_and_superseded(small):
             assert info["status"] == "loaded"
             assert info["rows_read"] == n, rel
             assert 0 <= info["rows_rejected"] < max(n, 1) or n == 0
-    files = m["expected"]["2021-10-31"]["files"]
-    stale = "enrollment/2021-10-31/51.csv"
-    revisi = "enrollment/2021-10-31/51_revisi.csv"
+    files = m["expected"][LATEST]["files"]
+    stale = f"enrollment/{LATEST}/51.csv"
+    revisi = f"enrollment/{LATEST}/51_revisi.csv"
     assert files[stale]["status"] == "superseded" and files[revisi]["status"] == "loaded"
     assert (out / stale).stat().st_mtime < (out / revisi).stat().st_mtime - 3600
     assert sum(1 for f in files.values() if f["status"] == "superseded") == 1
@@ -421,8 +537,7 @@ def test_recount_matches_manifest(small, snap_i):
     assert got["tiers"] == exp["tiers"]
     assert got["national"] == exp["national"]
     assert got["provinces"] == exp["provinces"]
-    if "regencies" in exp:
-        assert got["regencies"] == exp["regencies"]
+    assert got["regencies"] == exp["regencies"]
     for rel, info in exp["files"].items():
         assert got["files"][rel]["status"] == info["status"], rel
         if info["status"] == "loaded":
@@ -437,14 +552,14 @@ def test_recount_matches_manifest(small, snap_i):
 
 def test_counting_rules_are_exercised(small):
     out, m = small
-    got = recount(out, "2021-10-31")
+    got = recount(out, LATEST)
     n_dup, n_dup_cross = got["duplicates"]
     assert n_dup > 0 and n_dup_cross > 0          # duplicated NIK within a tier, also across files
     lags = got["lags"]
     assert lags.get(3, 0) > 0 and lags.get(4, 0) > 0      # the activity boundary
     assert any(lag < 0 for lag in lags)                    # prepaid months
     with open(out / "demo_bad_rows.csv", newline="", encoding="utf-8") as fh:
-        kinds = {r["kind"] for r in csv.DictReader(fh) if r["snapshot_date"] == "2021-10-31"}
+        kinds = {r["kind"] for r in csv.DictReader(fh) if r["snapshot_date"] == LATEST}
     assert kinds == set(m["bad_kinds"])
 
 
@@ -454,8 +569,8 @@ def test_valid_niks_and_region_codes(small):
     plain_level = dict(zip(ref["plain"], ref["tingkat"]))
     with open(out / "demo_bad_rows.csv", newline="", encoding="utf-8") as fh:
         bad = {(r["source_file"], int(r["row_number"])) for r in csv.DictReader(fh)
-               if r["snapshot_date"] == "2021-10-31"}
-    win, _ = _deliveries(out, "2021-10-31")
+               if r["snapshot_date"] == LATEST}
+    win, _ = _deliveries(out, LATEST)
     for p in win:
         t = _read_any(p).to_pandas()
         rel = p.relative_to(out).as_posix()
@@ -470,75 +585,563 @@ def test_valid_niks_and_region_codes(small):
         assert (present.str[:2] == p.name[:2]).all(), rel
 
 
-def test_potential_file(small):
+# ---------------------------------------------------------------------------------------------
+# tests: history, flows, offices, the late office
+# ---------------------------------------------------------------------------------------------
+
+def _pairs(m):
+    return list(zip(m["snapshots"], m["snapshots"][1:]))
+
+
+def test_flows_match_recount(small):
     out, m = small
-    pot = pd.read_csv(out / "potential" / "2021-01-01" / "potensi.csv", dtype=str,
-                      keep_default_na=False)
-    assert list(pot.columns) == ["tingkat", "kode_wilayah", "potensi", "sumber"]
-    pot["potensi"] = pot["potensi"].astype(int)
-    label = {"KEMENTERIAN/LEMBAGA": "KL", "PROVINSI": "PROV", "KABUPATEN/KOTA": "KABKOTA",
-             "KECAMATAN": "KEC", "KELURAHAN/DESA": "DESA", "RT/RW": "RTRW"}
-    pot["tier"] = pot["tingkat"].str.upper().str.replace(" ", "").map(lambda s: label.get(s, s))
-    assert set(pot["tier"]) == set(TARGETS)
-    assert not pot.duplicated(["tier", "kode_wilayah"]).any()
-    for t, v in POTENTIAL.items():
-        rows = pot[pot["tier"] == t]
-        national = rows.loc[rows["kode_wilayah"] == "", "potensi"]
-        assert national.tolist() == [max(1, round(v * SMALL_SCALE))]
-        assert rows.loc[rows["kode_wilayah"] != "", "potensi"].sum() == national.iloc[0]
-        assert len(rows) == 35
+    assert m["expected"][m["snapshots"][0]]["flows"] is None
+    assert m["expected"][m["snapshots"][0]]["region_flows"] is None
+    for p, s in _pairs(m):
+        got = recount_flows(recount(out, p), recount(out, s))
+        exp = m["expected"][s]["flows"]
+        assert got == exp, s
+        for d in (*exp["tiers"].values(), exp["national"]):
+            assert d["active"] - d["active_prev"] == (d["new"] + d["reactivated"]
+                                                      - d["lapsed"] - d["left"])
+        # the flows' end points are the snapshots' own counts
+        for t in TIERS:
+            assert exp["tiers"][t]["active"] == m["expected"][s]["tiers"][t]["active"]
+            assert exp["tiers"][t]["active_prev"] == m["expected"][p]["tiers"][t]["active"]
+        assert exp["national"]["active"] == m["expected"][s]["national"]["active"]
+        assert exp["national"]["active_prev"] == m["expected"][p]["national"]["active"]
+
+
+def test_region_flows_match_recount(small):
+    out, m = small
+    for p, s in _pairs(m):
+        got = recount_region_flows(recount(out, p), recount(out, s))
+        exp = m["expected"][s]["region_flows"]
+        assert got["provinces"] == exp["provinces"], s          # every province
+        for level in ("provinces", "regencies"):
+            for code, tiers in exp[level].items():
+                for d in tiers.values():
+                    assert d["active"] - d["active_prev"] == d["gained"] - d["lost"]
+        # a sample of regencies (all at the late office's transitions)
+        codes = sorted(exp["regencies"])
+        late_p = m["late"]["province"]
+        sample = set(codes[::7]) | {c for c in codes if c.startswith(late_p)}
+        for code in sample:
+            assert got["regencies"].get(code) == exp["regencies"][code], (s, code)
+        assert set(got["regencies"]) == set(exp["regencies"])
+        # regions with a person at S or P
+        rc_p, rc_s = recount(out, p), recount(out, s)
+        with_person = set(rc_p["regencies"]) | set(rc_s["regencies"])
+        assert set(exp["regencies"]) == with_person
+
+
+def test_every_flow_kind_in_every_tier(small):
+    out, m = small
+    for p, s in _pairs(m):
+        f = m["expected"][s]["flows"]
+        for t in TIERS:
+            for kind in FLOW_KINDS:
+                assert f["tiers"][t][kind] > 0, (s, t, kind)
+        for kind in FLOW_KINDS:
+            assert f["national"][kind] > 0, (s, kind)
+        # gained and lost in regions without anyone joining or leaving: movers
+        assert any(d["gained"] > 0 and d["lost"] > 0
+                   for tiers in m["expected"][s]["region_flows"]["regencies"].values()
+                   for d in tiers.values())
+
+
+def test_movers_between_regions(small):
+    out, m = small
+    totals = {t: {"within_province": 0, "across_provinces": 0} for t in TIERS}
+    for p, s in _pairs(m):
+        got = recount_movers(recount(out, p), recount(out, s))
+        assert got == m["expected"][s]["movers"], s
+        for t in TIERS:
+            for kind, n in got[t].items():
+                totals[t][kind] += n
+            assert got[t]["across_provinces"] > 0, (s, t)   # the row moves to another office
+    for t in TIERS:
+        if t != "PROV":                                      # a PROV row's code is its province
+            assert totals[t]["within_province"] > 0, t
+    # a mover across provinces is in another office's file, with the same NIK
+    p, s = _pairs(m)[-1]
+    a, b = recount(out, p)["decided"], recount(out, s)["decided"]
+    j = pd.merge(a, b, on=["tier", "nik"], suffixes=("_p", "_s"))
+    moved = j[j["file_prov_p"] != j["file_prov_s"]]
+    assert len(moved) > 0 and (moved["kode_p"] != moved["kode_s"]).all()
+
+
+def test_people_in_two_tiers_over_time(small):
+    out, m = small
+    for snap in (m["snapshots"][0], LATEST):
+        d = recount(out, snap)["decided"]
+        per_person = d.groupby("nik")["tier"].nunique()
+        assert (per_person == 2).sum() > 0
+        assert per_person.max() == 2
+
+
+def test_offices_and_comparable_flags(small):
+    out, m = small
+    snaps = m["snapshots"]
+    offices = {}
+    for i, s in enumerate(snaps):
+        e = m["expected"][s]
+        offices[s] = recount(out, s)["offices"]       # winning, readable deliveries
+        assert e["offices"] == offices[s]
+        assert e["offices_delivered"] == len(offices[s])
+        assert e["previous_snapshot"] == (snaps[i - 1] if i else None)
+        ya = f"{int(s[:4]) - 1}{s[4:7]}"
+        year_ago = [x for x in snaps[:i] if x[:7] == ya]
+        assert e["year_ago_snapshot"] == (year_ago[-1] if year_ago else None)
+        assert e["comparable"] == (None if i == 0 else offices[snaps[i - 1]] == offices[s])
+        assert e["comparable_yoy"] == (None if not year_ago else offices[year_ago[-1]] == offices[s])
+    late = m["late"]["snapshot"]
+    k = snaps.index(late)
+    assert 0 < k < len(snaps) - 1
+    assert [s for s in snaps if m["expected"][s]["comparable"] is False] == [late, snaps[k + 1]]
+    assert m["expected"][LATEST]["year_ago_snapshot"] == "2020-10-31"
+    assert m["expected"][LATEST]["comparable_yoy"] is True
+    # the late office's people look like leavers, then like joiners
+    lp = m["late"]["province"]
+    f_late = m["expected"][late]["flows"]["tiers"]
+    prev_people = m["expected"][snaps[k - 1]]["provinces"][lp]
+    assert sum(f_late[t]["left"] for t in TIERS) >= sum(v["active"] for v in prev_people.values())
+
+
+def test_late_office(small, tmp_path):
+    out, m = small
+    late = m["late"]
+    snaps = m["snapshots"]
+    assert late["province"] == "61" and late["province"] not in {"32", "51", "63", "65"}
+    k = snaps.index(late["snapshot"])
+    name = f"{late['province']}.csv"
+    assert late["file"] == f"demo_late/enrollment/{late['snapshot']}/{name}"
+    assert late["delivered_as"] == f"enrollment/{late['snapshot']}/{name}"
+    assert (out / late["file"]).is_file()
+    assert not (out / late["delivered_as"]).exists()
+    assert not any(p.name.startswith(late["province"])
+                   for p in (out / "enrollment" / late["snapshot"]).iterdir())
+    assert late["province"] not in m["expected"][late["snapshot"]]["offices"]
+    assert set(late["expected_if_delivered"]) == {snaps[k], snaps[k + 1]}
+    for e in late["expected_if_delivered"].values():
+        assert set(e) == set(m["expected"][snaps[k]])
+    # move the file in (on a copy; mtimes kept) and count again
+    copy = tmp_path / "landing"
+    shutil.copytree(out, copy)
+    shutil.move(copy / late["file"], copy / late["delivered_as"])
+    for s in (snaps[k], snaps[k + 1]):
+        exp = late["expected_if_delivered"][s]
+        got = recount(copy, s)
+        for key in ("tiers", "national", "provinces", "regencies"):
+            assert got[key] == exp[key], (s, key)
+        for rel, info in exp["files"].items():
+            assert got["files"][rel]["status"] == info["status"]
+            if info["status"] == "loaded":
+                assert (got["files"][rel]["rows_read"], got["files"][rel]["rows_rejected"]) == \
+                    (info["rows_read"], info["rows_rejected"]), rel
+        assert set(got["files"]) == set(exp["files"])
+        assert exp["offices"] == got["offices"] and len(exp["offices"]) == 34
+        assert exp["comparable"] is True
+        prev = snaps[snaps.index(s) - 1]
+        assert recount_flows(recount(copy, prev), got) == exp["flows"]
+        assert recount_region_flows(recount(copy, prev), got) == exp["region_flows"]
+    # the late file's bad rows are listed in the manifest, not in demo_bad_rows.csv
+    got = recount(copy, snaps[k])
+    late_rej = [r for f, r in got["rejected_rows"] if f == late["delivered_as"]]
+    assert late_rej == [r for r, _ in late["bad_rows"]]
+    with open(out / "demo_bad_rows.csv", newline="", encoding="utf-8") as fh:
+        assert not any(r["source_file"] == late["delivered_as"] for r in csv.DictReader(fh))
+    # delivered, the snapshot shows growth again
+    true = late["expected_if_delivered"][snaps[k]]
+    assert true["national"]["active"] > m["expected"][snaps[k]]["national"]["active"]
+
+
+# ---------------------------------------------------------------------------------------------
+# tests: potential sets, targets, published figures
+# ---------------------------------------------------------------------------------------------
+
+_LABEL = {"KEMENTERIAN/LEMBAGA": "KL", "K/L": "KL", "PROVINSI": "PROV", "KABUPATEN/KOTA": "KABKOTA",
+          "KAB/KOTA": "KABKOTA", "KABUPATEN": "KABKOTA", "KOTA": "KABKOTA", "KECAMATAN": "KEC",
+          "KELURAHAN/DESA": "DESA", "KELURAHAN": "DESA", "DESA": "DESA", "RT/RW": "RTRW",
+          "RT": "RTRW", "RW": "RTRW"}
+
+
+def _tier(s: str) -> str:
+    s = "".join(s.split()).upper()
+    return _LABEL.get(s, s)
+
+
+def _dotted(code: str) -> str:
+    code = code.strip().replace(".", "")
+    parts = [code[:2], code[2:4], code[4:6], code[6:]]
+    return ".".join(p for p in parts if p)
+
+
+def _potential_sets(out: Path) -> dict:
+    sets = {}
+    for d in sorted((out / "potential").iterdir()):
+        rows = []
+        for f in sorted(d.glob("*.csv")):
+            pot = pd.read_csv(f, dtype=str, keep_default_na=False)
+            assert list(pot.columns) == ["tingkat", "kode_wilayah", "potensi", "sumber"]
+            rows.append(pot)
+        pot = pd.concat(rows)
+        pot["tier"] = pot["tingkat"].map(_tier)
+        pot["potensi"] = pot["potensi"].astype(int)
+        sets[d.name] = pot
+    return sets
+
+
+def test_potential_sets(small):
+    out, m = small
+    sets = _potential_sets(out)
+    assert sorted(sets) == ["2020-01-01", "2021-01-01"]
+    assert sorted(f"potential/{d}/potensi.csv" for d in sets) == m["potential_files"]
+    assert set(m["potential_sets"]) == set(sets)
+    for snap in m["snapshots"]:                       # every snapshot has a set in force
+        in_force = max(d for d in sets if d <= snap)
+        assert snap in m["potential_sets"][in_force]["applies_to"]
+    nationals = {}
+    for day, pot in sets.items():
+        info = m["potential_sets"][day]
+        assert (pot["sumber"].str.strip() != "").all()
+        assert not pot.duplicated(["tier", "kode_wilayah"]).any()
+        assert set(pot["tier"]) == set(TARGETS)
+        national = {}
+        for t in TIERS:
+            rows = pot[pot["tier"] == t]
+            nat = rows.loc[rows["kode_wilayah"] == "", "potensi"].tolist()
+            assert len(nat) == 1
+            national[t] = nat[0]
+            provs = rows[rows["kode_wilayah"].str.len() == 2]
+            assert len(provs) == 34 and provs["potensi"].sum() == nat[0]
+            assert dict(zip(provs["kode_wilayah"], provs["potensi"])) == \
+                {pp: v[t] for pp, v in info["provinces"].items()}
+            # no province shows more than 100 % at the set's last snapshot, nor the tier at any
+            for pp, v in _true(m, info["applies_to"][-1])["provinces"].items():
+                if t in v:
+                    assert v[t]["active"] <= info["provinces"][pp][t]
+            for snap in info["applies_to"]:
+                assert m["expected"][snap]["tiers"][t]["active"] <= nat[0]
+        regs = pot[pot["kode_wilayah"].str.len() > 2]
+        assert {(r.kode_wilayah, r.tier): r.potensi for r in regs.itertuples()} == \
+            {(c, t): v for c, d in info["regencies"].items() for t, v in d.items()}
+        assert national == info["national"]
+        nationals[day] = national
+    assert nationals["2021-01-01"] == {t: max(1, round(v * SMALL_SCALE)) for t, v in POTENTIAL.items()}
+    assert m["potential_national"] == nationals["2021-01-01"]
+    for t in TIERS:
+        assert nationals["2020-01-01"][t] < nationals["2021-01-01"][t]
+
+
+def _pct(s: str) -> Decimal:
+    s = s.strip().rstrip("%").replace(",", ".")
+    return Decimal(s)
+
+
+def _date(s: str) -> dt.date:
+    s = s.strip()
+    if "/" in s:
+        d, mth, y = s.split("/")
+        return dt.date(int(y), int(mth), int(d))
+    return dt.date.fromisoformat(s)
+
+
+def _month_end_after(d: dt.date, n: int) -> dt.date:
+    total = d.year * 12 + d.month - 1 + n
+    y, mth = divmod(total, 12)
+    nxt = dt.date(y + (mth == 11), (mth + 1) % 12 + 1, 1)
+    return nxt - dt.timedelta(days=1)
+
+
+def test_targets(small):
+    out, m = small
+    files = sorted(p.relative_to(out).as_posix() for p in (out / "targets").glob("*.csv"))
+    assert files == sorted(m["targets"]["files"]) and len(files) >= 1
+    rows = []
+    for f in files:
+        with open(out / f, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            assert reader.fieldnames == ["tingkat", "kode_wilayah", "target_pct", "target_date",
+                                         "sumber"]
+            for i, r in enumerate(reader, start=1):
+                rows.append((f, i, r))
+    assert len(rows) == len(m["targets"]["rows"])
+    keys = set()
+    written_pcts, written_dates = set(), set()
+    vintages = {f.stem: set(pd.read_csv(f, dtype=str, keep_default_na=False)["kode"])
+                for f in REFERENCE.glob("wilayah_*.csv")}
+    for (f, i, r), exp in zip(rows, m["targets"]["rows"]):
+        assert (exp["file"], exp["row_number"]) == (f, i)
+        assert r["sumber"].strip()
+        tier = "NASIONAL" if r["tingkat"].strip().upper() == "NASIONAL" else _tier(r["tingkat"])
+        code = _dotted(r["kode_wilayah"]) if r["kode_wilayah"].strip() else ""
+        assert (tier, code) not in keys
+        keys.add((tier, code))
+        assert (exp["tingkat"], exp["kode_wilayah"]) == (tier, code)
+        assert Decimal(exp["target_pct"]) == _pct(r["target_pct"])
+        assert exp["target_pct"] == str(_pct(r["target_pct"]).normalize().__format__("f"))
+        assert exp["target_date"] == _date(r["target_date"]).isoformat()
+        if code:
+            assert len(code) in (2, 5)                      # province or regency
+            assert all(code in v for v in vintages.values())  # exists in every vintage
+        if tier == "NASIONAL":
+            assert code == ""
+        written_pcts.add(("," in r["target_pct"], r["target_pct"].endswith("%")))
+        written_dates.add("/" in r["target_date"])
+    assert ("NASIONAL", "") in keys and all((t, "") in keys for t in TIERS)
+    assert any(len(c) == 2 for _, c in keys) and any(len(c) == 5 for _, c in keys)
+    nas = next(r for r in m["targets"]["rows"] if r["tingkat"] == "NASIONAL")
+    assert (nas["target_pct"], nas["target_date"]) == ("43.92", "2029-12-31")
+    assert "RPJMN 2025-2029" in nas["sumber"]
+    assert len(written_pcts) >= 3 and written_dates == {True, False}   # a mix of formats
+
+    # the progress at the latest snapshot, re-derived from the contract
+    sets = _potential_sets(out)
+    snaps = m["snapshots"]
+    statuses = set()
+    for exp in m["targets"]["rows"]:
+        pens = []
+        for s in snaps:
+            pot = sets[max(d for d in sets if d <= s)]
+            tier, code = exp["tingkat"], exp["kode_wilayah"]
+            e = m["expected"][s]
+            if tier == "NASIONAL":
+                active = e["national"]["active"]
+                potential = int(pot.loc[pot["kode_wilayah"] == "", "potensi"].sum())
+            else:
+                sel = pot[(pot["tier"] == tier) & (pot["kode_wilayah"] == code)]
+                potential = int(sel["potensi"].iloc[0]) if len(sel) else None
+                level = {0: "tiers", 2: "provinces", 5: "regencies"}[len(code)]
+                src = e["tiers"] if not code else e[level].get(code, {})
+                active = src.get(tier, {"active": 0})["active"]
+            pens.append(None if not potential else 100 * active / potential)
+        last = [(12 * int(s[:4]) + int(s[5:7]), p) for s, p in zip(snaps[-12:], pens[-12:])
+                if p is not None]
+        xs, ys = [x for x, _ in last], [y for _, y in last]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        target, date = float(exp["target_pct"]), dt.date.fromisoformat(exp["target_date"])
+        pen = pens[-1]
+        at = exp["at_latest"]
+        assert at["penetration_pct"] == pytest.approx(pen)
+        assert at["trend_pp_per_month"] == pytest.approx(slope)
+        if pen >= target:
+            status, projected = "met", dt.date.fromisoformat(LATEST)
+        else:
+            assert slope > 0
+            projected = _month_end_after(dt.date.fromisoformat(LATEST),
+                                         math.ceil((target - pen) / slope))
+            status = "on_track" if projected <= date else "late"
+        assert at["status"] == status and at["projected_date"] == projected.isoformat(), exp
+        statuses.add(status)
+    assert statuses == {"met", "on_track", "late"}
+
+
+def test_published_release(small):
+    out, m = small
+    rel = "published/2021-11-15/rdp-komisi-ix-2021-11-15.csv"
+    assert m["published"]["file"] == rel and m["published"]["published_date"] == "2021-11-15"
+    with open(out / rel, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == ["tingkat", "kode_wilayah", "metrik", "nilai", "sumber"]
+        rows = list(reader)
+    assert len(rows) == len(m["published"]["rows"])
+    got = {}
+    for i, (r, exp) in enumerate(zip(rows, m["published"]["rows"]), start=1):
+        assert exp["row_number"] == i and r["kode_wilayah"] == "" == exp["kode_wilayah"]
+        assert r["sumber"] == "RDP Komisi IX DPR RI, 15 November 2021" == exp["sumber"]
+        assert (r["tingkat"], r["metrik"], r["nilai"]) == (exp["tingkat"], exp["metrik"], exp["nilai"])
+        if r["metrik"] == "penetration_pct":
+            assert r["nilai"].endswith("%") and "," in r["nilai"]
+            value = Decimal(r["nilai"].rstrip("%").replace(",", "."))
+            assert exp["decimals"] == len(r["nilai"].rstrip("%").split(",")[1])
+        else:
+            assert "," not in r["nilai"]
+            value = Decimal(r["nilai"].replace(".", ""))
+            assert exp["decimals"] is None
+        assert Decimal(exp["value"]) == value
+        got[(r["tingkat"], r["metrik"])] = value
+    # unscaled, as released
+    assert got == {
+        ("KL", "potential"): 350_000, ("KL", "active"): 103_942, ("KL", "penetration_pct"): Decimal("29.6"),
+        ("PROV", "potential"): 345_933, ("PROV", "penetration_pct"): Decimal("6.8"),
+        ("KABKOTA", "potential"): 2_500_000, ("KABKOTA", "penetration_pct"): Decimal("61.9"),
+        ("KEC", "potential"): 205_000, ("KEC", "active"): 204_578,
+        ("KEC", "penetration_pct"): Decimal("99.7"),
+        ("DESA", "potential"): 1_200_000, ("DESA", "penetration_pct"): Decimal("63.7"),
+        ("RTRW", "potential"): 9_000_000, ("RTRW", "active"): 160_000,
+        ("RTRW", "penetration_pct"): Decimal("1.78"),
+        ("NASIONAL", "potential"): 13_600_000, ("NASIONAL", "active"): 3_050_746,
+        ("NASIONAL", "penetration_pct"): Decimal("22.31")}
+    raw = (out / rel).read_text(encoding="utf-8")
+    assert '"22,31%"' in raw and "3.050.746" in raw
+
+
+# ---------------------------------------------------------------------------------------------
+# tests: long histories, other snapshot counts, determinism, refusing and replacing
+# ---------------------------------------------------------------------------------------------
+
+def test_25_snapshots_year_ago_and_potential_sets(tmp_path):
+    m = generate_landing(tmp_path, scale=0.0005, snapshots=25, seed=3, progress=_quiet)
+    snaps = m["snapshots"]
+    assert snaps == _month_ends(25) and snaps[0] == "2019-10-31"
+    assert m["potential_files"] == [f"potential/{y}-01-01/potensi.csv" for y in (2019, 2020, 2021)]
+    for s in snaps:
+        in_force = max(d for d in m["potential_sets"] if d <= s)
+        assert s in m["potential_sets"][in_force]["applies_to"]
+    nat = [sum(m["potential_sets"][f"{y}-01-01"]["national"].values()) for y in (2019, 2020, 2021)]
+    assert nat == sorted(nat) and nat[0] < nat[-1]
+    late = m["late"]["snapshot"]
+    k = snaps.index(late)
+    for i, s in enumerate(snaps):
+        e = m["expected"][s]
+        assert e["year_ago_snapshot"] == (snaps[i - 12] if i >= 12 else None)
+        if i >= 12:
+            assert e["comparable_yoy"] is (s != late and snaps[i - 12] != late)
+        else:
+            assert e["comparable_yoy"] is None
+    assert m["expected"][late]["comparable_yoy"] is False
+    assert m["late"]["expected_if_delivered"][late]["comparable_yoy"] is True
+    got = recount(tmp_path, snaps[0])
+    assert got["tiers"] == m["expected"][snaps[0]]["tiers"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_few_snapshots(tmp_path, n):
+    m = generate_landing(tmp_path, scale=0.0003, snapshots=n, seed=5, progress=_quiet)
+    assert m["snapshots"] == _month_ends(n)
+    if n < 3:
+        assert m["late"] is None
+        assert not (tmp_path / "demo_late").exists()
+    else:
+        k = m["snapshots"].index(m["late"]["snapshot"])
+        assert 0 < k < n - 1
+    for s in m["snapshots"]:
+        assert m["expected"][s]["offices_delivered"] == (33 if m["late"] and
+                                                         s == m["late"]["snapshot"] else 34)
+    assert m["potential_files"] == ["potential/2021-01-01/potensi.csv"]
 
 
 def test_deterministic_and_seed_sensitive(tmp_path):
     def digest(d: Path) -> dict:
         return {p.relative_to(d).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(d.rglob("*")) if p.is_file() and p.name != "demo_manifest.json"}
+                for p in sorted(d.rglob("*")) if p.is_file()}
 
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    ma = generate_landing(a, scale=0.0005, snapshots=2, seed=11, progress=_quiet)
-    mb = generate_landing(b, scale=0.0005, snapshots=2, seed=11, progress=_quiet)
-    mc = generate_landing(c, scale=0.0005, snapshots=2, seed=12, progress=_quiet)
+    ma = generate_landing(a, scale=0.0005, snapshots=4, seed=11, progress=_quiet)
+    mb = generate_landing(b, scale=0.0005, snapshots=4, seed=11, progress=_quiet)
+    mc = generate_landing(c, scale=0.0005, snapshots=4, seed=12, progress=_quiet)
     assert digest(a) == digest(b)
-    assert ma["expected"] == mb["expected"]
+    assert ma == mb
     assert digest(a) != digest(c)
-    assert ma["expected"]["2021-10-31"]["tiers"] == mc["expected"]["2021-10-31"]["tiers"]
+    assert ma["expected"][LATEST]["tiers"] == mc["expected"][LATEST]["tiers"]
+    assert ma["expected"][LATEST]["flows"] != mc["expected"][LATEST]["flows"] or \
+        ma["expected"][LATEST]["regencies"] != mc["expected"][LATEST]["regencies"]
 
 
 def test_regenerating_replaces_previous_demo(tmp_path):
-    generate_landing(tmp_path, scale=0.0005, snapshots=3, progress=_quiet)
+    first = generate_landing(tmp_path, scale=0.0005, snapshots=14, progress=_quiet)
+    # a test moved the late file in; regenerating removes it as well
+    late = first["late"]
+    shutil.move(tmp_path / late["file"], tmp_path / late["delivered_as"])
     m = generate_landing(tmp_path, scale=0.0005, snapshots=2, progress=_quiet)
     assert sorted(p.name for p in (tmp_path / "enrollment").iterdir()) == m["snapshots"]
+    assert not (tmp_path / "demo_late").exists()
+    assert sorted(p.name for p in (tmp_path / "potential").iterdir()) == ["2021-01-01"]
+    files = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    listed = {f for e in m["expected"].values() for f in e["files"]}
+    assert files == listed | set(m["potential_files"]) | set(m["targets"]["files"]) | {
+        m["published"]["file"], "demo_bad_rows.csv", "demo_manifest.json"}
+
+
+def test_an_interrupted_run_can_be_replaced(tmp_path, monkeypatch):
+    import pipelines.demo as demo
+
+    def boom(*_a, **_k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(demo, "_write_published", boom)
+    with pytest.raises(RuntimeError):
+        generate_landing(tmp_path, scale=0.0005, snapshots=4, progress=_quiet)
+    assert not (tmp_path / "demo_manifest.json").exists()
+    assert (tmp_path / "demo_manifest.partial.json").is_file()     # still known as a demo
+    monkeypatch.undo()
+    m = generate_landing(tmp_path, scale=0.0005, snapshots=2, progress=_quiet)
+    assert not (tmp_path / "demo_manifest.partial.json").exists()
+    assert sorted(p.name for p in (tmp_path / "enrollment").iterdir()) == m["snapshots"]
+    assert not (tmp_path / "demo_late").exists()
+
+
+def _snapshot_tree(root: Path) -> dict:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        out[p.relative_to(root).as_posix()] = (p.is_dir(), st.st_mtime_ns,
+                                               None if p.is_dir() else p.read_bytes())
+    out["."] = (True, root.stat().st_mtime_ns, None)
+    return out
+
+
+def test_refuses_a_foreign_directory(tmp_path):
+    foreign = tmp_path / "my-data"
+    (foreign / "enrollment" / "2021-10-31").mkdir(parents=True)
+    (foreign / "enrollment" / "2021-10-31" / "32.csv").write_text("nik,nama\n1,x\n")
+    (foreign / "notes.txt").write_text("keep me\n")
+    os.utime(foreign / "notes.txt", (1_000_000_000, 1_000_000_000))
+    before = _snapshot_tree(foreign)
+    time.sleep(0.01)
+    with pytest.raises(DemoRefused) as err:
+        generate_landing(foreign, scale=0.0005, snapshots=1, progress=_quiet)
+    assert isinstance(err.value, ValueError)
+    assert str(foreign) in str(err.value)
+    assert _snapshot_tree(foreign) == before
+    # a file where the directory should be
+    f = tmp_path / "a-file"
+    f.write_text("x")
+    with pytest.raises(DemoRefused):
+        generate_landing(f, scale=0.0005, snapshots=1, progress=_quiet)
+    assert f.read_text() == "x"
+    # an empty directory is fine
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    generate_landing(empty, scale=0.0005, snapshots=1, progress=_quiet)
+    assert (empty / "demo_manifest.json").is_file()
 
 
 def test_tiny_scale_still_has_every_tier(tmp_path):
     m = generate_landing(tmp_path, scale=1e-7, snapshots=1, progress=_quiet)
-    tiers = m["expected"]["2021-10-31"]["tiers"]
+    tiers = m["expected"][LATEST]["tiers"]
     assert all(tiers[t]["active"] == 1 for t in TARGETS)
-    got = recount(tmp_path, "2021-10-31")
-    assert got["tiers"] == tiers and got["national"] == m["expected"]["2021-10-31"]["national"]
+    got = recount(tmp_path, LATEST)
+    assert got["tiers"] == tiers and got["national"] == m["expected"][LATEST]["national"]
 
 
 @pytest.mark.slow
 def test_scale_one(tmp_path):
     try:
         t0 = time.perf_counter()
-        m = generate_landing(tmp_path, scale=1.0, snapshots=6, progress=_quiet)
+        m = generate_landing(tmp_path, scale=1.0, progress=_quiet)
         elapsed = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
         print(f"\ndemo at scale 1: {m['total_rows']:,} rows, {size / 1e9:.2f} GB, {elapsed:.1f} s")
-        latest = m["expected"]["2021-10-31"]
+        assert len(m["snapshots"]) == 13
+        latest = m["expected"][LATEST]
         assert {t: v["active"] for t, v in latest["tiers"].items()} == TARGETS
         assert latest["national"]["active_tier_sum"] == 2_803_943
         assert latest["national"]["active"] < 2_803_943
         assert m["potential_national"] == POTENTIAL
-        assert m["total_rows"] > 10_000_000
-        # the target is well under a minute on 2 idle cores (about 25 s measured); this bound
-        # only catches a pathological slowdown, not a busy CI machine
-        assert elapsed < 180, f"generation took {elapsed:.1f} s"
+        assert m["total_rows"] > 25_000_000
+        # the target is about a minute on 2 idle cores (about 45 s measured); this bound only
+        # catches a pathological slowdown, not a busy CI machine
+        assert elapsed < 240, f"generation took {elapsed:.1f} s"
         # the written latest snapshot, counted independently
-        got = recount(tmp_path, "2021-10-31")
+        got = recount(tmp_path, LATEST)
         assert got["tiers"] == latest["tiers"]
         assert got["national"] == latest["national"]
         assert got["provinces"] == latest["provinces"]
+        prev = m["snapshots"][-2]
+        assert recount_flows(recount(tmp_path, prev), got) == latest["flows"]
     finally:
-        shutil.rmtree(tmp_path / "enrollment", ignore_errors=True)   # 2+ GB; pytest keeps 3 runs
+        _RECOUNTS.clear()
+        shutil.rmtree(tmp_path / "enrollment", ignore_errors=True)   # 4+ GB; pytest keeps 3 runs
