@@ -52,6 +52,7 @@ class Inputs:
         raise NotImplementedError
 
     def present(self, day: dt.date) -> list[str]:
+        """The committed deliveries' files of ``day`` still in the landing zone."""
         raise NotImplementedError
 
     def version(self, asset: str, partition: dt.date | None = None) -> str | None:
@@ -99,7 +100,8 @@ class LakeInputs(Inputs):
                                self.hashes)
 
     def present(self, day):
-        return present_files(self.landing, day)
+        return present_files(self.landing, day, [
+            [f["source_file"] for f in m["files"]] for m in self.manifests(day).values()])
 
     def version(self, asset, partition=None):
         if asset == "enrollment":
@@ -117,9 +119,12 @@ class LakeInputs(Inputs):
         return self._all
 
 
-def present_files(landing, day: dt.date) -> list[str]:
-    return sorted(f.relpath for (d, _), files in landing.deliveries.items() if d == day
-                  for f in files)
+def present_files(landing, day: dt.date, recorded: list[list[str]]) -> list[str]:
+    """The files of the committed deliveries of ``day`` (``recorded``: each delivery's files)
+    that are still in the landing zone."""
+    here = {f.relpath for (d, _), files in landing.deliveries.items() if d == day
+            for f in files}
+    return sorted(r for files in recorded for r in files if r in here)
 
 
 def snapshot_days(landing, manifests: dict) -> list[dt.date]:

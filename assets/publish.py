@@ -144,7 +144,7 @@ def serving_file(context: dg.AssetExecutionContext, warehouse: Warehouse,
             raise PublishError(
                 "not published, the serving file keeps its previous state: blocking check(s) "
                 + ", ".join(f.label for f in failing) + " fail on the data in the warehouse")
-        data = {t.name: con.execute(
+        data = {t.name: con.sql(
                     f"SELECT {t.select_list()} FROM {t.name} "
                     f"ORDER BY {', '.join(quote(k) for k in t.key)}").to_arrow_table()
                 for t in SERVING_TABLES}

@@ -86,18 +86,21 @@ class ExpectedInputs(Inputs):
         self.expected: dict[tuple[str, str | None], str] = {}
         self._deliveries: dict[dt.date, dict[str, str]] = {}
         self._offices: dict[dt.date, list[str]] = {}
+        self._files: dict[dt.date, list[list[str]]] = {}   # each delivery's files, as it will be
         self._hashes = Hashes()
         days = {d for d, _ in landing.deliveries} | {d for d, _ in manifests}
         for day in days:
-            self._deliveries[day], self._offices[day] = {}, []
+            self._deliveries[day], self._offices[day], self._files[day] = {}, [], []
         for (day, province), files in landing.deliveries.items():
             previous = manifests.get((day, province))
             if not ready(files):
                 if previous:
                     self._deliveries[day][province] = previous["version"]
+                    self._files[day].append([f["source_file"] for f in previous["files"]])
                     if previous.get("rows_file"):
                         self._offices[day].append(province)
                 continue
+            self._files[day].append([f.relpath for f in files])
             hashes = hashes_by_delivery((day, province))
             self._deliveries[day][province] = versions.delivery(
                 ingest.CODE_VERSION, store, delivery_fingerprint(files, hashes))
@@ -107,6 +110,7 @@ class ExpectedInputs(Inputs):
         for (day, province), m in manifests.items():
             if (day, province) not in landing.deliveries:   # deleted: kept and flagged
                 self._deliveries[day][province] = m["version"]
+                self._files[day].append([f["source_file"] for f in m["files"]])
                 if m.get("rows_file"):
                     self._offices[day].append(province)
         self._history = sorted(d for d, offices in self._offices.items() if offices)
@@ -122,7 +126,7 @@ class ExpectedInputs(Inputs):
                                self._hashes)
 
     def present(self, day):
-        return present_files(self.landing, day)
+        return present_files(self.landing, day, self._files.get(day, []))
 
     def version(self, asset, partition=None):
         return self.expected.get((asset, None if partition is None else str(partition)))

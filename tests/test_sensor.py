@@ -1,215 +1,188 @@
-"""The landing sensor: real files in a temp landing zone, a real Dagster instance in a temp
-DAGSTER_HOME (the embedded profile of pipelines/instance.py), real runs. Nothing is mocked."""
+"""The landing sensor and the nightly refresh: real files in a temp landing zone, a real Dagster
+instance, the real sensor functions, the backfills they request run by the backfill daemon's own
+iteration (in this process, each run in this process too). Nothing is mocked."""
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
+import zoneinfo
 
 import dagster as dg
-import duckdb
 import pytest
 
-from pipelines.definitions import build_definitions
-from pipelines.instance import get_instance
-from pipelines.partitions import PROVINCES, SNAPSHOTS
-from pipelines.resources import Settings, Warehouse
-from pipelines.sensors import landing_sensor
+from harness import dicts, pipeline
+from dagster_api import drain_backfills, sensor_context, submit_sensor_result, workspace
+from pipelines.sensors import due
 
 ROWS_32 = ["3201014101900001,K1,A,PU,KL,,N1,X,2020-01-15,2021-10",
            "3201014101900002,K2,B,PU,KL,,N1,X,2020-01-15,2021-10"]
 ROWS_33 = ["3301014101900003,K3,C,PU,KL,,N1,X,2020-01-15,2021-10"]
-FIRST, LAST = PROVINCES.get_partition_keys()[0], PROVINCES.get_partition_keys()[-1]
 
 
 class Ticks:
-    """Evaluates the sensor tick after tick, carrying the cursor as the daemon does, and applies
-    its dynamic partition requests to the instance."""
+    """Evaluates the landing sensor tick after tick, carrying the cursor as the daemon does."""
 
-    def __init__(self, instance, defs):
-        self.instance, self.defs, self.cursor = instance, defs, None
+    def __init__(self, ctx):
+        self.ctx, self.cursor = ctx, None
 
     def __call__(self) -> dg.SensorResult:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                          definitions=self.defs, resources=self.defs.resources)
-        result = landing_sensor(context)
+        sensor, context = sensor_context(self.ctx, "landing_sensor", self.cursor)
+        result = sensor(context)
         assert isinstance(result, dg.SensorResult)
         self.cursor = result.cursor
-        for request in result.dynamic_partitions_requests or []:
-            self.instance.add_dynamic_partitions(request.partitions_def_name,
-                                                 list(request.partition_keys))
         return result
 
 
+def requested(result: dg.SensorResult) -> dict[str, set]:
+    """asset -> partitions of the one backfill a tick requests."""
+    assert len(result.run_requests) == 1, result.skip_reason
+    subset = result.run_requests[0].asset_graph_subset
+    out = {}
+    for key in subset.asset_keys:
+        parts = subset.partitions_subsets_by_asset_key.get(key)
+        out[key.to_user_string()] = set(parts.get_partition_keys()) if parts else {None}
+    return out
+
+
 @pytest.fixture
-def env(tmp_path, monkeypatch, landing):
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    settings = Settings(landing=str(landing.root), serving=str(tmp_path / "serving.duckdb"))
-    warehouse = Warehouse(database=str(tmp_path / "warehouse.duckdb"))
-    defs = build_definitions(settings, warehouse)
-    instance = get_instance()
-    try:
-        yield instance, defs, Ticks(instance, defs), warehouse
-    finally:
-        instance.dispose()
+def env():
+    with pipeline("sensor") as p:
+        p.landing.potential("2021-01-01", ["KL,,100,RDP"])
+        p.landing.enrollment("2021-10-31", "32.csv", ROWS_32)
+        with workspace(p) as (instance, ctx):
+            yield p, instance, ctx, Ticks(ctx)
 
 
-def _request(result: dg.SensorResult) -> dg.RunRequest:
-    assert len(result.run_requests) == 1
-    return result.run_requests[0]
-
-
-def _dates(request: dg.RunRequest) -> list[str]:
-    return request.run_config["ops"]["refresh"]["config"]["dates"]
-
-
-def test_new_file_waits_one_tick_then_requests_its_date(env, landing):
-    instance, _, tick, _ = env
-    landing.enrollment("2021-10-31", "32.csv", ROWS_32)
-
+def test_new_files_wait_one_tick_then_request_one_backfill(env):
+    p, instance, ctx, tick = env
     first = tick()
-    assert not first.run_requests and "waiting" in first.skip_reason.skip_message
-    assert not first.dynamic_partitions_requests
-
+    assert not first.run_requests and "stop changing" in str(first.skip_reason)
     second = tick()
-    request = _request(second)
-    assert _dates(request) == ["2021-10-31"]
-    assert request.tags["cakupan/partition_range_start"] == f"2021-10-31|{FIRST}"
-    assert request.tags["cakupan/partition_range_end"] == f"2021-10-31|{LAST}"
-    assert request.job_name in (None, "refresh_job") and request.run_key
-    (added,) = second.dynamic_partitions_requests
-    assert added.partitions_def_name == SNAPSHOTS.name
-    assert list(added.partition_keys) == ["2021-10-31"]
-    assert instance.get_dynamic_partitions(SNAPSHOTS.name) == ["2021-10-31"]
-
-    third = tick()  # nothing new: nothing requested again
-    assert not third.run_requests
-
-
-def test_redelivered_identical_bytes_request_nothing(env, landing):
-    _, _, tick, _ = env
-    path = landing.enrollment("2021-10-31", "32.csv", ROWS_32)
-    tick(), _request(tick())
-    landing.write("enrollment/2021-10-31/32.csv", path.read_bytes())  # same bytes, new mtime
-    assert not tick().run_requests   # size/mtime moved: wait
-    assert not tick().run_requests   # stable, same sha256: nothing to do
-    assert not tick().run_requests
+    parts = requested(second)
+    assert parts["enrollment_rows"] == {"2021-10-31|32"}
+    assert parts["enrollment"] == {"2021-10-31"} and parts["serving_file"] == {None}
+    added = {r.partitions_def_name: list(r.partition_keys)
+             for r in second.dynamic_partitions_requests}
+    assert added == {"deliveries": ["2021-10-31|32"], "snapshots": ["2021-10-31"]}
+    assert second.run_requests[0].tags["cakupan/trigger"] == "landing_sensor"
+    submit_sensor_result(ctx, second)
+    drain_backfills(ctx)
+    runs = instance.get_runs()
+    assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    assert all(r.remote_job_origin and r.remote_job_origin.location_name == "cakupan"
+               for r in runs)
+    assert len(runs) == 4   # inputs, the delivery, the snapshot tables, the unpartitioned stage
+    assert dicts(p.serving, "SELECT active FROM coverage_by_tier WHERE tier = 'KL'") == [
+        {"active": 2}]
+    assert "up to date" in str(tick().skip_reason)
 
 
-def test_changed_content_requests_only_its_date(env, landing):
-    instance, _, tick, _ = env
-    landing.enrollment("2021-10-31", "32.csv", ROWS_32)
-    landing.enrollment("2021-11-30", "32.csv", ROWS_32)
-    tick()
-    assert _dates(_request(tick())) == ["2021-10-31", "2021-11-30"]
-
-    landing.enrollment("2021-10-31", "32.csv", ROWS_32[:1])  # new bytes for one date
-    assert not tick().run_requests
+def _settle(ctx, tick):
     result = tick()
-    request = _request(result)
-    assert _dates(request) == ["2021-10-31"]
-    assert request.tags["cakupan/partition_range_start"] == f"2021-10-31|{FIRST}"
-    assert request.tags["cakupan/partition_range_end"] == f"2021-10-31|{LAST}"
-    assert not result.dynamic_partitions_requests  # the date is known already
-    assert instance.get_dynamic_partitions(SNAPSHOTS.name) == ["2021-10-31", "2021-11-30"]
-
-    # back to the earlier bytes: a new transition, so a new run_key, and a new refresh
-    before = request.run_key
-    landing.enrollment("2021-10-31", "32.csv", ROWS_32)
-    tick()
-    again = _request(tick())
-    assert _dates(again) == ["2021-10-31"] and again.run_key != before
+    if not result.run_requests:
+        result = tick()
+    submit_sensor_result(ctx, result)
+    drain_backfills(ctx)
+    return result
 
 
-def test_half_written_file_requests_nothing_until_it_stops_growing(env, landing):
-    _, _, tick, _ = env
-    from conftest import HEADER
-    text = "\n".join([HEADER, *ROWS_32]) + "\n"
-    landing.write("enrollment/2021-10-31/32.csv", text[:40])
+def test_only_what_changed_is_requested(env):
+    p, instance, ctx, tick = env
+    _settle(ctx, tick)
+    p.landing.enrollment("2021-10-31", "33.csv", ROWS_33)
+    assert not tick().run_requests   # still moving
+    parts = requested(tick())
+    assert parts["enrollment_rows"] == {"2021-10-31|33"}
+    assert "potential" not in parts and "region_reference" not in parts
+
+
+def test_identical_bytes_redelivered_request_nothing(env):
+    p, instance, ctx, tick = env
+    _settle(ctx, tick)
+    path = p.landing.root / "enrollment" / "2021-10-31" / "32.csv"
+    path.write_bytes(path.read_bytes())   # same bytes, new mtime (settled: in the past)
+    os.utime(path, (path.stat().st_mtime - 100, path.stat().st_mtime - 100))
     assert not tick().run_requests
-    landing.write("enrollment/2021-10-31/32.csv", text[:90])   # still growing
-    assert not tick().run_requests
-    landing.write("enrollment/2021-10-31/32.csv", text)        # complete
-    assert not tick().run_requests
-    assert _dates(_request(tick())) == ["2021-10-31"]
+    assert "up to date" in str(tick().skip_reason)
 
 
-def test_a_moving_sibling_holds_back_its_date_only(env, landing):
-    _, _, tick, _ = env
-    landing.enrollment("2021-10-31", "32.csv", ROWS_32)
-    landing.enrollment("2021-11-30", "32.csv", ROWS_32)
+def test_a_file_going_back_to_earlier_bytes_is_a_change(env):
+    p, instance, ctx, tick = env
+    _settle(ctx, tick)
+    path = p.landing.root / "enrollment" / "2021-10-31" / "32.csv"
+    original = path.read_bytes()
+    path.write_bytes(original + b"3201014101900009,K9,Z,PU,KL,,N1,X,2020-01-15,2021-10\n")
+    os.utime(path, (path.stat().st_mtime - 100, path.stat().st_mtime - 100))
+    _settle(ctx, tick)
+    assert dicts(p.serving, "SELECT active FROM coverage_by_tier WHERE tier = 'KL'") == [
+        {"active": 3}]
+    path.write_bytes(original)
+    os.utime(path, (path.stat().st_mtime - 50, path.stat().st_mtime - 50))
+    _settle(ctx, tick)
+    assert dicts(p.serving, "SELECT active FROM coverage_by_tier WHERE tier = 'KL'") == [
+        {"active": 2}]
+
+
+def test_a_half_written_file_holds_back_only_its_delivery(env):
+    p, instance, ctx, tick = env
+    _settle(ctx, tick)
+    p.landing.enrollment("2021-10-31", "33.csv", ROWS_33)
+    p.landing.enrollment("2021-09-30", "32.csv", ROWS_32[:1])
     tick()
-    landing.write("enrollment/2021-10-31/33.csv", "nik,kpj")   # being copied
-    assert _dates(_request(tick())) == ["2021-11-30"]
-    landing.enrollment("2021-10-31", "33.csv", ROWS_33)
-    assert not tick().run_requests
-    assert _dates(_request(tick())) == ["2021-10-31"]
+    growing = p.landing.root / "enrollment" / "2021-10-31" / "33.csv"
+    with open(growing, "a") as fh:
+        fh.write("3301014101900004,K4,D,PU,KL,,N1,X,2020-01-15,2021-10\n")
+    first = tick()
+    assert requested(first)["enrollment_rows"] == {"2021-09-30|32"}
+    submit_sensor_result(ctx, first)
+    drain_backfills(ctx)
+    os.utime(growing, (growing.stat().st_mtime - 100, growing.stat().st_mtime - 100))
+    held = tick()                       # its mtime moved: one more tick for it
+    if held.run_requests:               # (what 2021-09-30 defers, 2021-10-31's trend, may run)
+        assert "enrollment_rows" not in requested(held)
+        submit_sensor_result(ctx, held)
+        drain_backfills(ctx)
+    assert requested(tick())["enrollment_rows"] == {"2021-10-31|33"}
 
 
-def test_changed_potential_requests_a_full_refresh(env, landing):
-    _, _, tick, _ = env
-    landing.enrollment("2021-10-31", "32.csv", ROWS_32)
-    tick(), tick()
-    landing.potential("2021-01-01", ["KL,,350000,RDP"])
+def test_no_new_refresh_while_one_is_in_progress(env):
+    p, instance, ctx, tick = env
     tick()
-    request = _request(tick())
-    assert _dates(request) == [] and request.tags["cakupan/snapshots"] == "all"
-
-
-def test_cursor_is_json_and_persists_across_ticks(env, landing):
-    instance, defs, tick, _ = env
-    landing.enrollment("2021-10-31", "32.csv", ROWS_32)
+    submit_sensor_result(ctx, tick())    # a backfill requested, not yet run
+    p.landing.enrollment("2021-10-31", "33.csv", ROWS_33)
     tick()
-    state = json.loads(tick.cursor)
-    entry = state["files"]["enrollment/2021-10-31/32.csv"]
-    assert entry["sha256"] is None and entry["size"] > 0 and entry["mtime"] > 0
-    assert state["requested"] == {}
-
-    # the daemon's path: evaluate_tick on the sensor definition, cursor from the last tick
-    sensor = defs.resolve_sensor_def("landing_sensor")
-    with dg.build_sensor_context(instance=instance, cursor=tick.cursor, definitions=defs,
-                                 resources=defs.resources) as context:
-        data = sensor.evaluate_tick(context)
-    assert len(data.run_requests) == 1
-    state = json.loads(data.cursor)
-    sha = state["files"]["enrollment/2021-10-31/32.csv"]["sha256"]
-    assert len(sha) == 64 and state["requested"] == {"enrollment/2021-10-31/32.csv": sha}
-
-    # a sensor started again from that cursor requests nothing for the same bytes
-    tick.cursor = data.cursor
-    assert not tick().run_requests
+    assert "in progress" in str(tick().skip_reason)
+    drain_backfills(ctx)
+    assert requested(tick())["enrollment_rows"] == {"2021-10-31|33"}
 
 
-def test_requested_run_refreshes_the_new_snapshot_end_to_end(env, landing):
-    instance, defs, tick, warehouse = env
-    landing.enrollment("2021-10-31", "32.csv", ROWS_32)
-    landing.enrollment("2021-10-31", "33.csv", ROWS_33)
-    tick()
-    request = _request(tick())
+WIB = zoneinfo.ZoneInfo("Asia/Jakarta")
 
-    job = defs.resolve_job_def("refresh_job")
-    result = job.execute_in_process(run_config=request.run_config, instance=instance,
-                                    tags=request.tags)
-    assert result.success
-    con = duckdb.connect(warehouse.database, read_only=True)
-    try:
-        national = con.execute("SELECT snapshot_date::VARCHAR, active FROM coverage_national"
-                               ).fetchall()
-        by_tier = con.execute("SELECT count(*) FROM coverage_by_tier WHERE snapshot_date = "
-                              "DATE '2021-10-31'").fetchone()[0]
-        by_region = con.execute("SELECT count(*) FROM coverage_by_region WHERE "
-                                "snapshot_date = DATE '2021-10-31'").fetchone()[0]
-    finally:
-        con.close()
-    assert national == [("2021-10-31", 3)]
-    assert by_tier > 0 and by_region > 0
 
-    children = instance.get_runs(dg.RunsFilter(tags={"cakupan/parent_run_id": result.run_id}))
-    by_job = {r.job_name: r for r in children}
-    assert set(by_job) == {"inputs_job", "ingest_job", "enrollment_job", "coverage_job",
-                           "publish_job"}
-    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in children)
-    ingest = by_job["ingest_job"].tags
-    assert ingest["dagster/asset_partition_range_start"] == f"2021-10-31|{FIRST}"
-    assert ingest["dagster/asset_partition_range_end"] == f"2021-10-31|{LAST}"
-    assert by_job["coverage_job"].tags["dagster/asset_partition_range_start"] == "2021-10-31"
-    materialized = instance.get_materialized_partitions(dg.AssetKey("coverage_national"))
-    assert materialized == {"2021-10-31"}
+def test_the_nightly_refresh_is_due_once_per_cron_time_in_jakarta():
+    two_am = dt.datetime(2026, 11, 25, 2, 0, tzinfo=WIB)
+    last = (two_am - dt.timedelta(hours=3)).timestamp()
+    assert due("0 2 * * *", last, two_am - dt.timedelta(minutes=1)) is None
+    assert due("0 2 * * *", last, two_am + dt.timedelta(minutes=1)) == two_am
+    assert due("0 2 * * *", two_am.timestamp(), two_am + dt.timedelta(hours=5)) is None
+    # 02:00 WIB is 19:00 UTC the day before
+    assert two_am.astimezone(dt.timezone.utc).hour == 19
+
+
+def test_the_nightly_refresh_requests_everything_pending(env):
+    p, instance, ctx, tick = env
+    sensor, context = sensor_context(ctx, "nightly_refresh", None)
+    first = sensor(context)
+    assert not first.run_requests and "first tick" in str(first.skip_reason)
+    yesterday = (dt.datetime.now(WIB) - dt.timedelta(days=1, hours=1)).timestamp()
+    sensor, context = sensor_context(ctx, "nightly_refresh", json.dumps({"last": yesterday}))
+    result = sensor(context)
+    parts = requested(result)
+    assert parts["enrollment_rows"] == {"2021-10-31|32"} and "serving_file" in parts
+    assert result.run_requests[0].tags["cakupan/trigger"] == "nightly"
+    assert json.loads(result.cursor)["last"] > yesterday
+    submit_sensor_result(ctx, result)
+    drain_backfills(ctx)
+    assert dicts(p.serving, "SELECT active FROM coverage_by_tier WHERE tier = 'KL'") == [
+        {"active": 2}]
