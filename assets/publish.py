@@ -154,5 +154,6 @@ def serving_file(context: dg.AssetExecutionContext, warehouse: Warehouse,
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version_),
         metadata={"path": dg.MetadataValue.path(str(target.resolve())),
+                  "storage_version": STORAGE_COMPATIBILITY,
                   "dagster/row_count": sum(v for k, v in counts.items() if k != "suppressed_cells"),
                   **{f"rows_{k}": v for k, v in counts.items()}})

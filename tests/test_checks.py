@@ -1,8 +1,8 @@
 """The generated asset checks fire on bad tables, and a failing blocking check stops publishing.
 
-One real `cakupan run` builds a good warehouse (module scope, tests/harness.py). Each check test
-copies that warehouse, corrupts the copy with plain DuckDB SQL and executes the one check through
-Dagster (``dg.materialize`` with the check selected, the real definitions and resources), then
+One real `cakupan run` builds a good store (module scope, tests/harness.py). Each check test
+copies that warehouse and lake, corrupts the copy with plain DuckDB SQL and executes the one
+check through Dagster (a run of that check alone, the real definitions and resources), then
 reads the AssetCheckEvaluation. Nothing is mocked.
 """
 from __future__ import annotations
@@ -15,12 +15,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from harness import pipeline
-from assets.checks import GENERATED_CHECKS
-from pipelines.definitions import ASSET_MODULES
-from pipelines.partitions import SNAPSHOTS
-from pipelines.resources import Settings, Warehouse
-from schemas.tables import TABLES
+from harness import TEST_KEY, pipeline
+from assets.checks import CHECKS
+from assets.resources import Settings, Warehouse
+from pipelines.definitions import build_definitions
+from readers.storage import Lake
 
 DAYS = ("2021-09-30", "2021-10-31")
 ROWS = {
@@ -45,13 +44,18 @@ def good():
 
 
 @pytest.fixture
-def copy(good, tmp_path):
-    """A private copy of the good warehouse, corrupted by the test, and a way to run one
-    generated check on it through Dagster."""
+def copy(good, tmp_path, monkeypatch):
+    """A private copy of the good store (warehouse file and lake), corrupted by the test, and a
+    way to run one generated check on it through Dagster: a run of that check alone, as the
+    UI's "Execute" on a check launches it, with the real definitions and resources."""
+    monkeypatch.setenv("CAKUPAN_HMAC_KEY", TEST_KEY)
     wh = tmp_path / "warehouse.duckdb"
     shutil.copy(good.warehouse, wh)
+    shutil.copytree(Lake.beside(good.warehouse).root, Lake.beside(wh).root)
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(SNAPSHOTS.name, list(DAYS))
+    defs = build_definitions(Settings(landing=str(good.landing.root),
+                                      serving=str(tmp_path / "serving.duckdb")),
+                             Warehouse(database=str(wh)))
 
     class Copy:
         path = wh
@@ -63,15 +67,13 @@ def copy(good, tmp_path):
             finally:
                 con.close()
 
-        def check(self, asset: str, name: str, tags: dict | None = None
+        def check(self, asset: str, name: str, snapshot: str | None = None
                   ) -> dg.AssetCheckEvaluation:
             key = dg.AssetCheckKey(dg.AssetKey(asset), name)
             result = dg.materialize(
-                [*dg.load_assets_from_modules(ASSET_MODULES), *GENERATED_CHECKS],
-                selection=dg.AssetSelection.checks(key), instance=instance,
-                resources={"warehouse": Warehouse(database=str(wh)),
-                           "settings": Settings(landing=str(good.landing.root))},
-                tags=tags or {}, raise_on_error=False)
+                [*defs.assets, *defs.asset_checks], selection=dg.AssetSelection.checks(key),
+                instance=instance, resources=defs.resources,
+                tags={"dagster/partition": snapshot} if snapshot else {}, raise_on_error=False)
             evaluations = result.get_asset_check_evaluations()
             assert [e.asset_check_key for e in evaluations] == [key]
             return evaluations[0]
@@ -86,26 +88,31 @@ def _samples(evaluation: dg.AssetCheckEvaluation) -> str:
 @pytest.mark.parametrize("asset,name", [
     ("coverage_by_tier", "matches_schema"), ("coverage_national", "matches_schema"),
     ("coverage_by_region", "matches_schema"), ("load_log", "matches_schema"),
-    ("coverage_by_region", "region_codes_in_vintage"), ("load_log", "has_every_delivery"),
+    ("quarantine", "matches_schema"), ("coverage_by_region", "region_codes_in_vintage"),
+    ("load_log", "has_every_delivery"), ("coverage_trend_tier", "flows_balance"),
+    ("coverage_trend_national", "flows_balance"), ("target_progress", "matches_schema"),
 ])
 def test_every_blocking_check_passes_on_the_good_warehouse(copy, asset, name):
-    evaluation = copy.check(asset, name, tags={
-        "dagster/asset_partition_range_start": DAYS[0],
-        "dagster/asset_partition_range_end": DAYS[-1]})
+    evaluation = copy.check(asset, name)
     assert evaluation.passed, evaluation.metadata
 
 
-def test_the_generated_checks_follow_the_declarations():
-    keys = {(k.asset_key.to_user_string(), k.name) for c in GENERATED_CHECKS for k in c.check_keys}
-    blocking = {(s.asset_key.to_user_string(), s.name): s.blocking
-                for c in GENERATED_CHECKS for s in c.check_specs}
-    expected = {(t.name, "matches_schema") for t in TABLES.values() if t.serving}
-    expected |= {(t.name, r.name) for t in TABLES.values() if t.serving for r in t.references}
-    expected |= {(t.name, t.deliveries.name) for t in TABLES.values() if t.deliveries}
-    expected |= {(t.name, t.freshness.name) for t in TABLES.values() if t.freshness}
-    assert keys == expected
-    assert ("coverage_by_region", "region_codes_in_vintage") in keys
-    assert ("load_log", "has_every_delivery") in keys
+def test_the_generated_checks_are_in_the_code_location():
+    defs = build_definitions(Settings(), Warehouse(database="unused.duckdb"))
+    graph = defs.resolve_asset_graph()
+    keys = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    # every warehouse table has its schema check; the extra rules written by hand here
+    for table in ("load_log", "quarantine", "coverage_by_tier", "coverage_national",
+                  "coverage_by_region", "coverage_trend_tier", "coverage_trend_national",
+                  "coverage_trend_region", "target_progress", "reconciliation",
+                  "published_consistency"):
+        assert (table, "matches_schema") in keys, table
+    for extra in [("coverage_by_region", "region_codes_in_vintage"),
+                  ("load_log", "has_every_delivery"), ("coverage_national", "fresh"),
+                  ("coverage_trend_tier", "flows_balance"),
+                  ("coverage_trend_national", "flows_balance")]:
+        assert extra in keys, extra
+    blocking = {(c.table, c.name): c.blocking for checks in CHECKS.values() for c in checks}
     assert blocking[("coverage_national", "fresh")] is False
     assert all(v for k, v in blocking.items() if k[1] != "fresh")
 
@@ -179,13 +186,9 @@ def copy_vintage(path) -> str:
         con.close()
 
 
-RANGE = {"dagster/asset_partition_range_start": DAYS[0],
-         "dagster/asset_partition_range_end": DAYS[-1]}
-
-
 def test_a_delivery_without_load_log_row_fails(copy):
     copy.sql("DELETE FROM load_log WHERE snapshot_date = ? AND province_code = '33'", [DAYS[1]])
-    evaluation = copy.check("load_log", "has_every_delivery", tags=RANGE)
+    evaluation = copy.check("load_log", "has_every_delivery")
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     samples = _samples(evaluation)
     assert f"| {DAYS[1]} | 33 | enrollment/{DAYS[1]}/33.csv |" in samples
@@ -195,10 +198,8 @@ def test_a_delivery_without_load_log_row_fails(copy):
 
 def test_the_delivery_check_looks_at_the_run_snapshots_only(copy):
     copy.sql("DELETE FROM load_log WHERE snapshot_date = ?", [DAYS[1]])
-    only_first = {"dagster/asset_partition_range_start": DAYS[0],
-                  "dagster/asset_partition_range_end": DAYS[0]}
-    assert copy.check("load_log", "has_every_delivery", tags=only_first).passed
-    evaluation = copy.check("load_log", "has_every_delivery", tags=RANGE)
+    assert copy.check("load_log", "has_every_delivery", snapshot=DAYS[0]).passed
+    evaluation = copy.check("load_log", "has_every_delivery")
     assert not evaluation.passed and evaluation.metadata["failures"].value == 2
 
 
@@ -230,7 +231,7 @@ def test_a_failing_blocking_check_stops_publishing():
             "3201014101900009,K9,E,PU,KL,,N1,X,2020-01-15,2021-10"])
         result = p.run()
         assert result.code == 1, result.out + result.err
-        assert "coverage" in result.err and "coverage_by_tier:matches_schema failed" in result.err
+        assert "blocking check(s) coverage_by_tier:matches_schema fail" in result.err
         assert "previous good state" in result.err
         assert p.serving.read_bytes() == before
         assert not [f for f in os.listdir(p.serving.parent) if f.endswith(".tmp")]
