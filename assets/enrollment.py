@@ -73,8 +73,9 @@ def build(inp: LakeInputs, day: dt.date, version_: str, grace_months: int) -> di
     rows_sql = " UNION ALL ".join(parts) or _EMPTY
     inp.con.execute("CREATE OR REPLACE TEMP TABLE dedupe_files (file USMALLINT, "
                     "source_file VARCHAR)")
-    inp.con.executemany("INSERT INTO dedupe_files VALUES (?, ?)",
-                        [(i, source) for i, (_, source, _) in enumerate(files)])
+    if files:   # a snapshot whose deliveries were all rejected has none
+        inp.con.executemany("INSERT INTO dedupe_files VALUES (?, ?)",
+                            [(i, source) for i, (_, source, _) in enumerate(files)])
     n = copy_to_parquet(inp.con, DEDUPE_SQL.replace("@ROWS@", rows_sql), params,
                         inp.lake.people_path(day), metadata={"version": version_})
     active = inp.con.execute("SELECT count(*) FILTER (active) FROM read_parquet($f)",

@@ -91,7 +91,7 @@ def cmd_run(args) -> int:
     from readers import keys
     from readers.landing import scan
 
-    from pipelines.report import load_summary, tier_table
+    from pipelines.report import ReportError, load_summary, tier_table
     from pipelines.runner import Refresh, StepFailed
 
     settings, warehouse = _settings(args)
@@ -138,13 +138,21 @@ def cmd_run(args) -> int:
         print(f"\nFAILED: {failure}\nThe serving file keeps its previous good state.",
               file=sys.stderr)
         return EXIT_FAILED
-    print(f"\ndone in {total:.1f} s in {len(summary.runs)} run(s) (tag cakupan/invocation="
-          f"{summary.invocation}); snapshots recounted: {', '.join(summary.snapshots) or 'none'}")
+    if not summary.runs:
+        print(f"\nnothing new was delivered: everything is up to date (no run launched, "
+              f"{total:.1f} s)")
+    else:
+        print(f"\ndone in {total:.1f} s in {len(summary.runs)} run(s) (tag cakupan/invocation="
+              f"{summary.invocation}); snapshots recounted: "
+              f"{', '.join(summary.snapshots) or 'none'}")
     if summary.snapshots and warehouse.path.exists():
         print(load_summary(warehouse, summary.snapshots))
     if settings.serving_path.exists():
         print()
-        print(tier_table(settings.serving_path))
+        try:
+            print(tier_table(settings.serving_path))
+        except ReportError as exc:   # e.g. every delivery so far was rejected
+            print(f"no tier table: {exc}")
     if rejected:
         print(f"\n{len(rejected)} file(s) rejected whole:", file=sys.stderr)
         for src, msg in rejected:

@@ -132,7 +132,7 @@ def nightly_sensor(cron: str | None = None) -> dg.SensorDefinition:
 
     @dg.sensor(name="nightly_refresh", minimum_interval_seconds=60,
                asset_selection=dg.AssetSelection.all(),
-               default_status=_default("CAKUPAN_SCHEDULE_DEFAULT"),
+               default_status=_default("CAKUPAN_NIGHTLY_DEFAULT"),
                description=f"Nightly ({cron}, {TIMEZONE}): everything whose inputs changed, as "
                            "`cakupan run` would request it, as one asset backfill.")
     def nightly_refresh(context: dg.SensorEvaluationContext, settings: Settings,

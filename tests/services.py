@@ -136,8 +136,12 @@ def location_loaded(port: int) -> bool:
 
 def base_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAKUPAN_", "DAGSTER_"))}
+    # the virtualenv's bin is NOT on PATH (as for `make dev` from a fresh clone): services are
+    # started by absolute path and must start their own workers the same way
+    path = [p for p in os.environ.get("PATH", "").split(os.pathsep)
+            if p and Path(p).resolve() != BIN.resolve()]
     env.update({"DAGSTER_HOME": str(home), "PYTHONPATH": os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
-        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])})
+        "PATH": os.pathsep.join(path)})
     env.update(extra)
     return env

@@ -391,3 +391,20 @@ def test_third_run_with_nothing_new_is_idempotent(runs):
     assert third.code == second.code == 2
     for name in t2:
         assert t2[name] == t3[name], name
+
+
+def test_a_snapshot_whose_only_delivery_is_rejected_is_logged_not_counted():
+    """No office delivered: the snapshot is not a 0 % month in the coverage tables, but its
+    rejection is in the served load log and on stderr."""
+    with pipeline("only-rejected") as p:
+        p.landing.potential("2021-01-01", ["KL,,100,RDP"])
+        p.landing.enrollment("2021-11-30", "kanreg_31.csv", [
+            "3171010101800001,K1,A,PU,KL,,N1,X,2021-01-05,2021-10"])
+        run = p.run()
+        assert run.code == 2, run.out + run.err
+        assert "enrollment/2021-11-30/kanreg_31.csv" in run.err and "misnamed" in run.err
+        assert "no tier table: the serving file holds no snapshot yet" in run.out
+        assert "Traceback" not in run.err
+        assert dicts(p.serving, "SELECT source_file, status FROM load_log") == [
+            {"source_file": "enrollment/2021-11-30/kanreg_31.csv", "status": "rejected"}]
+        assert dicts(p.serving, "SELECT count(*) AS n FROM coverage_by_tier") == [{"n": 0}]

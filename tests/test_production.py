@@ -3,10 +3,10 @@
 A FRESH database on the local server (dropped afterwards), a temp DAGSTER_HOME that
 pipelines/instance.py fills from deploy/dagster.yaml (CAKUPAN_PROFILE=production), and the two
 long-running services of a deployment as subprocesses: `dagster-daemon run` and
-`dagster-webserver` on a free loopback port. A new extract dropped into the landing zone must
-make the landing sensor launch a run (through the queued run coordinator) that succeeds, and
-that run's events must be in PostgreSQL's event_logs table. Every wait is bounded; the
-services are always stopped.
+`dagster-webserver` on a free loopback port, neither with the virtualenv on PATH. A new extract
+dropped into the landing zone must make the landing sensor request one backfill whose runs
+(queued, each launched in its own worker) succeed, with runs, events, the backfill and the
+ticks in PostgreSQL. Every wait is bounded; the services are always stopped.
 """
 from __future__ import annotations
 
@@ -90,17 +90,23 @@ def test_production_profile_validates_and_uses_postgres(production_home, monkeyp
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert instance.run_monitoring_enabled
-        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        assert type(instance.run_launcher).__name__ == "LocalProcessRunLauncher"
+        assert instance.run_coordinator.get_run_queue_config().max_concurrent_runs == 1
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
     finally:
         instance.dispose()
 
 
-def test_landing_sensor_run_succeeds_with_events_in_postgres(tmp_path, production_home):
-    from pipelines.definitions import defs
+def _backfills(database: str) -> list[tuple[str, str]]:
+    return _query(database, "SELECT key, status FROM bulk_actions ORDER BY timestamp")
 
-    sensors = {s.name for s in defs.sensors or []}
-    if "landing_sensor" not in sensors:
-        pytest.skip("landing sensor not defined yet (pipelines/sensors.py)")
+
+def test_landing_sensor_backfill_runs_succeed_with_events_in_postgres(tmp_path,
+                                                                     production_home):
+    """A new extract: the daemon's landing sensor requests one backfill; the backfill daemon
+    submits its runs to the queue; the queue launches each in its own worker process (the
+    production run launcher); every run succeeds and publishes; runs, events, the backfill and
+    the sensor's ticks are all in PostgreSQL."""
     home, pg_env = production_home
     database = pg_env["CAKUPAN_PG_DB"]
     landing = Landing(tmp_path / "landing")
@@ -110,7 +116,7 @@ def test_landing_sensor_run_succeeds_with_events_in_postgres(tmp_path, productio
                    CAKUPAN_LANDING=str(landing.root),
                    CAKUPAN_WAREHOUSE=str(tmp_path / "warehouse.duckdb"),
                    CAKUPAN_SERVING=str(serving), CAKUPAN_SENSOR_INTERVAL="2",
-                   CAKUPAN_SCHEDULE_DEFAULT="stopped", **pg_env)  # only sensor runs
+                   CAKUPAN_SETTLE_SECONDS="0", CAKUPAN_NIGHTLY_DEFAULT="stopped", **pg_env)
     port = free_port()
     services = []
     try:
@@ -120,43 +126,52 @@ def test_landing_sensor_run_succeeds_with_events_in_postgres(tmp_path, productio
             "-p", str(port)], env, tmp_path))
         wait_until(lambda: server_info(port), STARTUP_S, "/server_info", services)
         wait_until(lambda: location_loaded(port), STARTUP_S, "the code location", services)
+        assert not runs(port)
+        # the new extract and its denominator arrive; the daemon starts and its sensor sees them
+        landing.potential("2021-01-01", ["KL,,100,RDP"])
+        landing.enrollment("2021-10-31", "32.csv", ROWS)
         services.append(Service("dagster-daemon", [
             executable("dagster-daemon"), "run", "-w", str(WORKSPACE)], env, tmp_path))
-        wait_until(lambda: _query(database, "SELECT daemon_type FROM daemon_heartbeats "
-                                  "WHERE daemon_type = 'SENSOR'"),
-                   STARTUP_S, "the daemon's sensor heartbeat", services)
 
-        landing.enrollment("2021-10-31", "32.csv", ROWS)  # the new extract
-
-        def sensor_runs():
-            return [r for r in runs(port) if {"key": "dagster/sensor_name",
-                                              "value": "landing_sensor"} in r["tags"]]
-
-        launched = wait_until(sensor_runs, SENSOR_S, "the landing sensor to launch a run",
-                              services, interval=2)
-        run_id = launched[0]["runId"]
-        done = wait_until(lambda: [r for r in runs(port) if r["runId"] == run_id
-                                   and r["status"] in TERMINAL],
-                          RUN_S, f"run {run_id} to finish", services, interval=2)
-        assert done[0]["status"] == "SUCCESS", (
-            f"{done[0]}\n" + "\n".join(s.tail() for s in services))
-        assert done[0]["jobName"] == "refresh_job"
+        [(backfill, _)] = wait_until(lambda: _backfills(database), SENSOR_S,
+                                     "the landing sensor to request a backfill", services,
+                                     interval=2)
+        wait_until(lambda: _backfills(database)[0][1] not in ("REQUESTED",), RUN_S * 2,
+                   f"backfill {backfill} to finish", services, interval=3)
+        mine = [r for r in runs(port)
+                if {"key": "dagster/backfill", "value": backfill} in r["tags"]]
+        wait_until(lambda: all(r["status"] in TERMINAL for r in runs(port)), RUN_S,
+                   "every run to finish", services, interval=2)
+        mine = [r for r in runs(port)
+                if {"key": "dagster/backfill", "value": backfill} in r["tags"]]
+        assert [r["status"] for r in mine] == ["SUCCESS"] * 4, (
+            f"{mine}\n" + "\n".join(s.tail() for s in services))
+        assert _backfills(database) == [(backfill, "COMPLETED_SUCCESS")]
     finally:
         for svc in reversed(services):
             svc.stop()
 
-    # the run and its events live in PostgreSQL
-    (status,) = _query(database, "SELECT status FROM runs WHERE run_id = %s", (run_id,))[0]
-    assert status == "SUCCESS"
+    tags = [{t["key"]: t["value"] for t in r["tags"]} for r in mine]
+    # launched by the production launcher, each in a worker process of its own
+    assert all(t.get("cakupan/worker_pid") for t in tags)
+    assert len({t["cakupan/worker_pid"] for t in tags}) == 4
+    assert all(t["cakupan/trigger"] == "landing_sensor" for t in tags)
+    # the runs and their events live in PostgreSQL
+    ids = [r["runId"] for r in mine]
+    statuses = {s for (s,) in _query(database, "SELECT status FROM runs WHERE run_id = ANY(%s)",
+                                     (ids,))}
+    assert statuses == {"SUCCESS"}
     events = {t for (t,) in _query(database, "SELECT DISTINCT dagster_event_type FROM event_logs "
-                                   "WHERE run_id = %s", (run_id,))}
-    assert {"PIPELINE_ENQUEUED", "PIPELINE_START", "PIPELINE_SUCCESS"} <= events, events
-    # its child runs (the stage jobs) materialized the new snapshot's assets, also in PostgreSQL
+                                   "WHERE run_id = ANY(%s)", (ids,))}
+    assert {"PIPELINE_ENQUEUED", "PIPELINE_START", "PIPELINE_SUCCESS",
+            "ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION"} <= events, events
     materialized = {k for (k,) in _query(
         database, "SELECT DISTINCT asset_key FROM event_logs "
         "WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")}
     for asset in ("enrollment_rows", "enrollment", "coverage_national", "serving_file"):
         assert f'["{asset}"]' in materialized, materialized
+    partitions = {k for (k,) in _query(database, "SELECT partition FROM dynamic_partitions")}
+    assert partitions == {"2021-10-31|32", "2021-10-31"}
     assert serving.exists()
     ticks = _query(database, "SELECT count(*) FROM job_ticks")[0][0]
     assert ticks >= 2, "the sensor's ticks are stored in the schedule storage"
