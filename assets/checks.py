@@ -38,6 +38,7 @@ class Finding:
     blocking: bool
     warn: bool = False          # failed, but only a warning-level rule
     metadata: dict = field(default_factory=dict)
+    description: str | None = None   # one line for the console and the UI
 
     @property
     def label(self) -> str:
@@ -47,7 +48,8 @@ class Finding:
         severity = (dg.AssetCheckSeverity.WARN if self.warn or not self.blocking
                     else dg.AssetCheckSeverity.ERROR)
         return dg.AssetCheckResult(asset_key=self.table, check_name=self.name,
-                                   passed=self.passed, severity=severity, metadata=self.metadata)
+                                   passed=self.passed, severity=severity, metadata=self.metadata,
+                                   description=self.description)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,14 @@ def _where(table: Table, days) -> tuple[str, list]:
     return f" WHERE {table.partition_column} IN (SELECT unnest(?))", [sorted(days)]
 
 
+def _flag_line(note: str) -> str:
+    """pandera's warning text as one line: the column, the rule and how many rows it flags."""
+    head, _, cases = note.partition(" failure cases: ")
+    column = head.split("'")[1] if head.count("'") >= 2 else ""
+    rule = head.rsplit(": ", 1)[-1]
+    return f"{column}: {rule}, {len(cases.split(', ')) if cases else 0} row(s)"
+
+
 def _schema(table: Table) -> Check:
     schema = table.pandera_schema()
 
@@ -101,7 +111,8 @@ def _schema(table: Table) -> Check:
         if notes:  # a warning-level rule: shown, never blocking
             return Finding(table.name, "matches_schema", False, True, warn=True, metadata={
                 "rows": len(df),
-                "flagged": dg.MetadataValue.md("\n\n".join(n[:2000] for n in notes))})
+                "flagged": dg.MetadataValue.md("\n\n".join(n[:2000] for n in notes))},
+                description="; ".join(_flag_line(n) for n in notes))
         return Finding(table.name, "matches_schema", True, True, metadata={"rows": len(df)})
 
     return Check(table.name, "matches_schema", True,
@@ -178,7 +189,10 @@ def _freshness(table: Table, rule: Freshness) -> Check:
         age = None if newest is None else (dt.date.today() - newest).days
         return Finding(table.name, rule.name, age is not None and age <= limit, False,
                        metadata={"newest": str(newest), "max_age_days": limit,
-                                 "age_days": -1 if age is None else age})
+                                 "age_days": -1 if age is None else age},
+                       description=f"newest {rule.column} {newest} is {age} days old (more than "
+                                   f"{limit}: set {rule.env})" if age is not None and age > limit
+                       else None)
 
     return Check(table.name, rule.name, False,
                  f"the newest {rule.column} of {table.name} is at most {rule.env} (default "

@@ -153,6 +153,8 @@ def cmd_run(args) -> int:
             print(tier_table(settings.serving_path))
         except ReportError as exc:   # e.g. every delivery so far was rejected
             print(f"no tier table: {exc}")
+    if settings.report_path.exists():
+        print(f"\nreport: {settings.report_path}")
     if rejected:
         print(f"\n{len(rejected)} file(s) rejected whole:", file=sys.stderr)
         for src, msg in rejected:
@@ -162,9 +164,22 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from pipelines.report import tier_table, trend_table
+    from pipelines.report import ReportError, tier_table, trend_table
 
     settings, _ = _settings(args)
+    if args.html or args.xlsx:
+        from assets.render import write_html, write_xlsx
+
+        if not settings.serving_path.exists():
+            raise ReportError(f"no serving file at {settings.serving}: run `cakupan run` first")
+        if args.html:
+            built = write_html(settings.serving_path, Path(args.html), tier=args.tier)
+            print(f"report written to {args.html} ({built['bytes'] / 1e6:.1f} MB, "
+                  f"{built['snapshots']} snapshot(s), opens offline)")
+        if args.xlsx:
+            write_xlsx(settings.serving_path, Path(args.xlsx))
+            print(f"workbook written to {args.xlsx} (one sheet per serving table)")
+        return EXIT_OK
     if args.trend:
         print(trend_table(settings.serving_path, args.trend))
     else:
@@ -230,7 +245,11 @@ def parser() -> argparse.ArgumentParser:
         run.add_argument(f"--{name}")
     run.add_argument("--summary-json", help="write stage timings and outcome as JSON")
     run.set_defaults(func=cmd_run)
-    report = sub.add_parser("report", help="print coverage by tier")
+    report = sub.add_parser("report", help="print coverage by tier, or write the HTML report "
+                            "or the XLSX workbook")
+    report.add_argument("--html", metavar="FILE", help="write the offline HTML report")
+    report.add_argument("--xlsx", metavar="FILE", help="write every serving table as a sheet")
+    report.add_argument("--tier", default="RTRW", help="tier of the HTML map (default RTRW)")
     report.add_argument("--snapshot", help="YYYY-MM-DD (default: the latest)")
     report.add_argument("--trend", type=int, nargs="?", const=6, metavar="N",
                         help="flows and changes per tier for the latest N snapshots (6)")

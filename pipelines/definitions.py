@@ -1,4 +1,4 @@
-"""The Dagster code location: every asset, check, sensor, schedule and resource of cakupan.
+"""The Dagster code location: every asset, check, sensor and resource of cakupan.
 
 Cross-cutting policy is applied here once, over all assets: the column schema and table name of
 each table (from :mod:`schemas.tables`) as metadata, and the one-line console logger of
@@ -17,6 +17,7 @@ from assets.potential import potential
 from assets.publish import serving_file
 from assets.published import published, published_consistency, reconciliation
 from assets.reference import region_reference
+from assets.report import report_html
 from assets.resources import Settings, Warehouse
 from assets.snapshot import build_snapshot_tables
 from assets.targets import target_progress, targets
@@ -66,7 +67,7 @@ def console(_init_context):
 def build_definitions(settings: Settings, warehouse: Warehouse) -> dg.Definitions:
     assets = [region_reference, potential, targets, published, enrollment_rows,
               build_snapshot_tables(settings.grace_months), target_progress, reconciliation,
-              published_consistency, serving_file]
+              published_consistency, serving_file, report_html]
     defs = dg.Definitions(
         assets=assets,
         asset_checks=UNPARTITIONED_CHECKS,

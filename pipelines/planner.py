@@ -1,4 +1,4 @@
-"""What to request: the one place that decides what changed (sensor, schedule and ``cakupan run``
+"""What to request: the one place that decides what changed (the sensors and ``cakupan run``
 all call :func:`plan`).
 
 The landing zone says what every asset partition's data version *should* be
@@ -24,8 +24,8 @@ import dagster as dg
 from readers import keys
 from readers.landing import Hashes, Landing, delivery_fingerprint, scan, set_fingerprint
 
-from assets import (ingest, potential, publish, published, reference, snapshot, targets, trend,
-                    versions)
+from assets import (ingest, potential, publish, published, reference, report, snapshot, targets,
+                    trend, versions)
 from assets.history import Inputs, present_files, previous_of, snapshot_days, year_ago_of
 from assets.ingest import settling
 from assets.partitions import DELIVERIES, SNAPSHOTS, delivery_key
@@ -36,7 +36,8 @@ INPUTS = ["region_reference", "potential", "targets", "published"]
 # Runs log through cakupan's one-line console logger (pipelines.definitions), not Dagster's
 # default DEBUG console.
 RUN_CONFIG = {"loggers": {"console": {}}}
-FINAL = ["target_progress", "reconciliation", "published_consistency", "serving_file"]
+FINAL = ["target_progress", "reconciliation", "published_consistency", "serving_file",
+         "report_html"]
 TREND = set(trend.TABLE_SQL)
 
 
@@ -230,6 +231,9 @@ def plan(settings: Settings, warehouse: Warehouse, instance: dg.DagsterInstance,
     if stale("serving_file", None, expected_serving, "inputs changed") or \
             _failed_since_publish(instance):
         out.add("serving_file", None, deferred=later)
+    if stale("report_html", None, report.version(expected_serving), "inputs changed") or \
+            not settings.report_path.exists():
+        out.add("report_html", None, deferred=later)
     out.requested = {a: p for a, p in out.requested.items() if p}
     return out
 

@@ -103,6 +103,8 @@ def _checks(instance, run) -> tuple[list[str], list[str]]:
         e = record.event_log_entry.dagster_event.event_specific_data
         if not e.passed:
             label = f"{e.asset_key.to_user_string()}:{e.check_name}"
+            if e.description:
+                label += f" ({e.description})"
             (blocking if e.severity == dg.AssetCheckSeverity.ERROR else warning).append(label)
     return blocking, warning
 
@@ -152,7 +154,7 @@ class Refresh:
                     s.stages[stage] = round(time.perf_counter() - started, 3)
                     s.runs.append(run.run_id)
                     blocking, warning = _checks(instance, run)
-                    s.warnings += [f"check {w} failed (warning)" for w in warning]
+                    s.warnings += [f"check {w}" for w in warning]
                     if run.status != dg.DagsterRunStatus.SUCCESS:
                         detail = _failure(instance, run)
                         if blocking:

@@ -67,8 +67,8 @@ def test_every_asset_has_a_code_version_kinds_and_a_group(defs):
 def test_the_report_follows_the_serving_file_by_automation(defs):
     node = defs.resolve_asset_graph().get(dg.AssetKey("report_html"))
     assert node.automation_condition is not None
-    assert "eager" in (node.automation_condition.get_label() or "").lower() or \
-        node.automation_condition.name
+    assert node.automation_condition.get_label() == "eager"
+    assert set(node.kinds) == {"html"}
 
 
 def test_tables_carry_their_column_schema(defs):
