@@ -8,7 +8,7 @@ DUCKDB11 := .venv-duckdb11
 SCALE  ?= 0.02
 LANDING ?= data/landing
 
-.PHONY: install run test dev daemon prod-home browser bench clean
+.PHONY: install run test test-long dev daemon prod-home browser bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,10 @@ $(DUCKDB11)/.installed:
 
 install: $(STAMP)
 
-# Without CAKUPAN_HMAC_KEY, the demo uses a local key in data/demo-hmac.key (0600, git-ignored).
-KEY = CAKUPAN_HMAC_KEY="$${CAKUPAN_HMAC_KEY:-$$($(BIN)/cakupan demo-key)}"
+# Without CAKUPAN_HMAC_KEY, the demo uses a local key in data/demo-hmac.key (0600, git-ignored);
+# never under CAKUPAN_PROFILE=production, which then refuses to start without the real key.
+KEY = CAKUPAN_HMAC_KEY="$${CAKUPAN_HMAC_KEY:-$$(test "$$CAKUPAN_PROFILE" = production || \
+      $(BIN)/cakupan demo-key)}"
 
 run: install
 	@test -f $(LANDING)/demo_manifest.json || $(BIN)/cakupan demo --out $(LANDING) --scale $(SCALE)
@@ -36,14 +38,21 @@ browser:
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
 	fi
 
+# `make test`: the whole suite but the long samples (a fast sample of each stays in it);
+# `make test-long`: those long samples (20 seeded kills, ...).
+PYTEST = CAKUPAN_DUCKDB11_PYTHON=$(abspath $(DUCKDB11))/bin/python $(BIN)/python -m pytest -q \
+         --durations=25
 test: install $(DUCKDB11)/.installed browser
-	CAKUPAN_DUCKDB11_PYTHON=$(abspath $(DUCKDB11))/bin/python $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(PYTEST) -m "not long" $(PYTEST_ARGS)
+
+test-long: install $(DUCKDB11)/.installed browser
+	$(PYTEST) -m long $(PYTEST_ARGS)
 
 dev: install
 	@test -f $(LANDING)/demo_manifest.json || $(BIN)/cakupan demo --out $(LANDING) --scale $(SCALE)
 	@$(KEY) CAKUPAN_LANDING=$(LANDING) $(BIN)/cakupan dev
 
-# The daemon runs sensors, schedules, the run queue and run monitoring. With
+# The daemon runs the sensors, backfills, the run queue and run monitoring. With
 # CAKUPAN_PROFILE=production it uses deploy/dagster.yaml (see docs/operations.md); an exported
 # CAKUPAN_LANDING wins over LANDING.
 daemon: install
@@ -55,8 +64,14 @@ prod-home: install
 	@CAKUPAN_PROFILE=production DAGSTER_HOME=$(PROD_HOME) $(BIN)/python -c \
 	  'from pipelines.instance import dagster_home; print(f"export DAGSTER_HOME={dagster_home()} CAKUPAN_PROFILE=production")'
 
+# Benchmarks (bench/README.md): `bench` runs the full, incremental and history scenarios,
+# `bench-scale` the scale scenario (0.2, 1, 5). The bench sets its own fixed, non-secret HMAC key;
+# landing zones are generated once into data/bench/. E.g. BENCH_ARGS='--repeat 5 --update-readme'.
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+bench-scale: install
+	$(BIN)/python bench/run.py --scenario scale $(BENCH_ARGS)
+
 clean:
-	rm -rf data/warehouse data/serving data/dagster
+	rm -rf data/warehouse data/serving

@@ -5,5 +5,5 @@ lake) -> load_log, quarantine, enrollment, coverage, trend (per snapshot, one mu
 :mod:`assets.snapshot`) -> target progress, reconciliation -> publish (serving file) -> report.
 
 Assets do exactly what they are asked, from their inputs: which partitions to request is the
-job of the sensor, the schedule and ``cakupan run`` (:mod:`pipelines.planner`).
+job of the sensors and ``cakupan run`` (:mod:`pipelines.planner`).
 """

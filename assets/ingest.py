@@ -1,9 +1,10 @@
 """Stage: ingest deliveries, one partition per (snapshot date, province office).
 
 For each delivery asked for, every time, from the landing files: the file modified last wins
-(ties: the greater name) and the others are ``superseded``. The winner is read as text and, in
-one DuckDB statement straight from the file, cleaned, validated against every rule of the
-compiled contract, its NIK pseudonymised (keyed HMAC-SHA256) and written to the lake as one
+(ties: the greater name) and the others are ``superseded``. The winners of one snapshot date are
+read as text into one staging table (the CSV reader, calamine for XLSX, Parquet as it is); one
+DuckDB statement then cleans them, validates every row against every rule of the compiled
+contract, pseudonymises the NIK (keyed HMAC-SHA256) and writes each delivery to the lake as one
 zstd Parquet file holding every row: valid rows in the narrow types the history needs, invalid
 ones with every reason and their values as delivered (NIK masked, never the name). The
 delivery's manifest (its ``load_log`` rows and the file in force) is then renamed into place:
@@ -35,7 +36,7 @@ from schemas.rules import broken_sql, required_columns, valid_sql
 from assets import versions
 from assets.partitions import DELIVERIES, delivery_key, parse_delivery
 from assets.reference import region_reference
-from assets.resources import PermanentError, Settings, Warehouse
+from assets.resources import PermanentError, Settings, Warehouse, confine
 
 VALID = valid_sql(schema.ROW_SCHEMA)
 BROKEN = broken_sql(schema.ROW_SCHEMA)
@@ -378,6 +379,7 @@ def enrollment_rows(context: dg.AssetExecutionContext, warehouse: Warehouse, set
     con = warehouse.memory_connection()
     try:
         load_ref_region(con)
+        confine(con, readable=[settings.landing_path], writable=[lake.root])
         for day, deliveries in sorted(by_day.items()):
             for d, manifest in ingest_day(con, lake, day, deliveries, pads, context.log.info):
                 if manifest is None:

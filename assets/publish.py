@@ -40,12 +40,24 @@ def version(store: str, table_versions: dict[str, dict[str, str]], suppress_k: i
 
 
 def _suppress(con, k: int) -> int:
+    """Small-cell suppression (serving only): region cells with 0 < active < k lose their counts;
+    so do the regional flows and target rows that would reveal them (a flow row whose active or
+    active_prev is small, a target row whose active is small). Returns the coverage cells hidden."""
     if k <= 0:
         return 0
-    return con.execute(
+    small = "(active > 0 AND active < $k)"
+    hidden = con.execute(
         "UPDATE coverage_by_region SET active = NULL, inactive = NULL, penetration_pct = NULL, "
-        "uncovered = NULL, uncovered_rank = NULL, suppressed = true "
-        "WHERE active > 0 AND active < ?", [k]).fetchone()[0]
+        f"uncovered = NULL, uncovered_rank = NULL, suppressed = true WHERE {small}",
+        {"k": k}).fetchone()[0]
+    con.execute(
+        "UPDATE coverage_trend_region SET active = NULL, active_prev = NULL, gained = NULL, "
+        "lost = NULL, active_change = NULL, penetration_change_pp = NULL "
+        f"WHERE {small} OR (active_prev > 0 AND active_prev < $k)", {"k": k})
+    con.execute(
+        "UPDATE target_progress SET active = NULL, penetration_pct = NULL, people_to_target = "
+        f"NULL, uncovered = NULL WHERE region_level IS NOT NULL AND {small}", {"k": k})
+    return hidden
 
 
 def _check_file(path: Path, expected: dict[str, int]) -> None:
@@ -101,7 +113,7 @@ def write_serving(data: dict, target: Path, suppress_k: int = 0) -> dict[str, in
             os.fsync(fh.fileno())
         os.replace(tmp, target)
         fsync_dir(target.parent)
-    except (OSError, duckdb.IOException) as exc:
+    except (OSError, duckdb.Error) as exc:   # disk full surfaces as IO, transaction or fatal
         reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
         raise PublishError(f"cannot write the serving file {target}: {reason} "
                            "(the previous serving file is kept)") from None

@@ -105,6 +105,20 @@ class Warehouse(DuckDBResource):
         return con
 
 
+def confine(con: duckdb.DuckDBPyConnection, readable, writable) -> None:
+    """From now on ``con`` touches no file outside ``readable`` (the landing zone) and
+    ``writable`` (the lake and DuckDB's spill folder inside it): the connection that reads
+    untrusted files has ``enable_external_access = false`` with ``allowed_directories``, and
+    ``lock_configuration`` so that no statement can lift either (contract v1.2, "Files")."""
+    spill = Path(writable[0]) / "tmp" / "spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    con.execute("SET temp_directory = ?", [str(spill)])
+    folders = sorted({str(Path(f).resolve()).rstrip("/") + "/" for f in [*readable, *writable]})
+    con.execute("SET allowed_directories = ?", [folders])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
 class Settings(dg.ConfigurableResource):
     """Where the landing zone and the serving file are, and how coverage is counted."""
 

@@ -9,7 +9,9 @@ snapshot of the history:
   as an integer of 10^-12 points), never in DOUBLE;
 * ``trend_pp_per_month``: the least-squares slope of penetration against months(snapshot) over
   the last 12 snapshots of the history up to S, of those with a penetration; NULL with fewer
-  than 3; below 1e-9 in absolute value it is 0;
+  than 3; below 1e-9 in absolute value it is 0. The sums are exact integers (penetration in
+  10^-12 points, months relative to S), so the figure is the same however the rows are ordered
+  (a DOUBLE ``regr_slope`` differs in its last bits from run to run);
 * ``projected_date``: S when met; else, with a positive slope, the last day of the month
   ``ceil((target_pct - penetration_pct) / slope)`` months after S's month; else NULL;
 * ``on_track``: met, or ``projected_date <= target_date`` (NULL without a projection).
@@ -54,14 +56,27 @@ measured AS (
                                         >= target_e12 * potential END AS met
     FROM series
 ),
-trend AS (
+points AS (  -- x: months before S (0 .. -11); y: penetration in 10^-12 points, an integer
     SELECT a.tier, a.region_code, a.snapshot_date,
-           CASE WHEN count(b.pct) >= 3 THEN regr_slope(b.pct, 12 * year(b.snapshot_date)
-                                                       + month(b.snapshot_date)) END AS slope
+           (12 * year(b.snapshot_date) + month(b.snapshot_date))
+             - (12 * year(a.snapshot_date) + month(a.snapshot_date)) AS x,
+           CAST(b.active AS HUGEINT) * 100 * 1000000000000 // b.potential AS y
     FROM measured a JOIN measured b
       ON b.tier = a.tier AND b.region_code IS NOT DISTINCT FROM a.region_code
-     AND b.i BETWEEN a.i - 11 AND a.i
-    GROUP BY ALL
+     AND b.i BETWEEN a.i - 11 AND a.i AND b.potential > 0
+),
+sums AS (   -- exact integer sums: the slope does not depend on the order rows are summed in
+    SELECT tier, region_code, snapshot_date, count(*) AS n, sum(x) AS sx,
+           sum(x * x) AS sxx, sum(y) AS sy, sum(x * y) AS sxy
+    FROM points GROUP BY ALL
+),
+trend AS (
+    SELECT a.tier, a.region_code, a.snapshot_date,
+           CASE WHEN s.n >= 3 THEN CAST(s.n * s.sxy - s.sx * s.sy AS DOUBLE)
+                / CAST(s.n * s.sxx - s.sx * s.sx AS DOUBLE) / 1e12 END AS slope
+    FROM measured a LEFT JOIN sums s
+      ON s.tier = a.tier AND s.region_code IS NOT DISTINCT FROM a.region_code
+     AND s.snapshot_date = a.snapshot_date
 ),
 projected AS (
     SELECT m.*, CASE WHEN abs(t.slope) < 1e-9 THEN 0 ELSE t.slope END AS slope

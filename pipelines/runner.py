@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from readers.storage import sweep_temporaries
+
 from pipelines import planner
 from pipelines.instance import LOCATION_NAME, ROOT, bind, dagster_home
 from pipelines.launcher import fail_orphans
@@ -73,7 +75,7 @@ def _stage(rr: dg.RunRequest) -> str:
     names = sorted(k.to_user_string() for k in rr.asset_selection or [])
     start = (rr.tags or {}).get("dagster/asset_partition_range_start")
     end = (rr.tags or {}).get("dagster/asset_partition_range_end")
-    what = ", ".join(names) if len(names) <= 3 else f"{len(names)} tables"
+    what = ", ".join(names) if len(names) <= 5 else f"{len(names)} tables"
     return what + (f" [{start} .. {end}]" if start and start != end else
                    f" [{start}]" if start else "")
 
@@ -129,13 +131,17 @@ class Refresh:
         if busy:
             raise StepFailed(f"a refresh launched by the daemon is in progress (backfill "
                              f"{busy[0]}); wait for it to finish or cancel it in the UI")
+        swept = sweep_temporaries(self.warehouse.lake.root, beside=[
+            self.warehouse.path, self.settings.serving_path, self.settings.report_path])
+        if swept:
+            self.echo(f"  removed {len(swept)} temporary file(s) left by a killed process")
         tags = {"cakupan/invocation": s.invocation, "cakupan/trigger": "cli"}
         quiet = logging.getLogger("cakupan.submit")
         quiet.addHandler(logging.NullHandler())
         quiet.propagate = False
         asset_graph = load_defs().resolve_asset_graph()
         with _workspace(instance) as ctx:
-            for _ in range(ROUNDS):
+            for round_ in range(ROUNDS):
                 p = planner.plan(self.settings, self.warehouse, instance)
                 s.waiting = p.waiting
                 if p.empty:
@@ -145,6 +151,8 @@ class Refresh:
                     k for a, parts in p.requested.items() if a == "load_log" for k in parts})
                 for i, rr in enumerate(planner.run_requests(p, asset_graph, instance, tags)):
                     stage = _stage(rr)
+                    if stage in s.stages:     # the same label in a later round: keep both times
+                        stage += f" (round {round_ + 1})"
                     self.echo(f"  {stage} ...")
                     started = time.perf_counter()
                     run = asyncio.run(submit_asset_run(
@@ -163,6 +171,6 @@ class Refresh:
                     if blocking:
                         raise StepFailed(f"{stage}: blocking check(s) failed: "
                                          + ", ".join(blocking))
-                    if "serving_file" in stage:
+                    if dg.AssetKey("serving_file") in (rr.asset_selection or []):
                         s.published = True
         return s

@@ -30,6 +30,50 @@ from schemas.rules import install_macros
 from schemas.tables import INTERNAL_DDL, SCHEMA_VERSION, WAREHOUSE_TABLES
 
 
+STALE_SECONDS = 3600   # a temporary this old belongs to a process that is gone
+
+
+def _newest_mtime(path: Path) -> float:
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for child in path.rglob("*"):
+            newest = max(newest, child.lstat().st_mtime)
+    return newest
+
+
+def sweep_temporaries(lake_root: Path, beside=(), older_than: float = STALE_SECONDS,
+                      now: float | None = None) -> list[Path]:
+    """Remove what a killed process left, untouched for ``older_than`` seconds: the lake's
+    ``.<name>.<hex>.tmp`` files and ingest work folders (``tmp/``), and the temporaries of each
+    file in ``beside`` (``.<its name>.<hex>.tmp`` and their ``.wal``: the serving file's).
+    Files in force never start with a dot, so nothing committed can be removed."""
+    import shutil
+    import time
+
+    now = time.time() if now is None else now
+    removed = []
+    candidates = [p for target in map(Path, beside) if target.parent.is_dir()
+                  for p in target.parent.glob(f".{target.name}.*.tmp*") if p.is_file()]
+    lake = Path(lake_root)
+    for folder, pattern in ((lake, ".*.tmp*"), (lake / "deliveries", "**/.*.tmp*"),
+                            (lake / "people", ".*.tmp*")):
+        candidates += [p for p in folder.glob(pattern) if p.is_file()] if folder.is_dir() else []
+    if (lake / "tmp").is_dir():
+        candidates += list((lake / "tmp").iterdir())
+    for path in candidates:
+        try:
+            if now - _newest_mtime(path) < older_than:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+        except OSError:     # gone meanwhile, or not ours to remove: leave it
+            continue
+    return removed
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
