@@ -1,4 +1,4 @@
-"""Independent plain-DuckDB reference implementation of the cakupan data contract (v1.1).
+"""Independent plain-DuckDB reference implementation of the cakupan data contract (v1.2).
 
 This is what a data engineer might write without Dagster or pandera: one DuckDB connection,
 set-based SQL, file paths always bound as parameters. It computes the two headline tables of the
@@ -22,6 +22,12 @@ Dedupe note: among one NIK's rows in one tier, the contract's decider is the row
 Whether the person is active depends only on that month, and every tie-break candidate has the
 same month, so for these two tables the decider reduces exactly to ``max(bulan)`` per group; the
 later tie-breaks only choose the person's *region*, which these tables do not report.
+
+Contract v1.2: of its file rules, those that can change these two tables are followed (a
+symlink or a path whose real location is outside the landing zone is rejected unread; a column
+named twice rejects the file; a CSV line over 1 MiB rejects the file; a misnamed file is not
+loaded). The v1.2 tables (trends, targets, published figures) are not computed; ``targets/`` and
+``published/`` are ignored.
 
 CLI: python bench/reference.py LANDING_DIR [--out results.json] [--grace-months 3]
 The HMAC key is read from the environment variable CAKUPAN_HMAC_KEY.
@@ -82,6 +88,10 @@ DATE_COLS = {"tgl_kepesertaan", "bulan_iuran_terakhir"}
 ENROLL_NAME = re.compile(r"^(\d{2})(?:_[^/]*)?\.(csv|xlsx|parquet)$", re.IGNORECASE)
 DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
+# v1.2: a CSV line longer than 1 MiB rejects the file (DuckDB counts the line without its
+# line break; the pipeline's exact boundary may differ by the break, which no demo file nears).
+MAX_LINE = 1 << 20
+
 # Marker prepended to a value whose cell type makes it invalid (a NIK delivered as a number, a
 # bare number in a date column). It can never survive the format checks below.
 BAD = "\x00"
@@ -131,6 +141,24 @@ def _sniff_csv(path: Path) -> tuple[str, list[str]]:
     delim = ";" if line.count(";") > line.count(",") else ","
     header = next(csv.reader(io.StringIO(line), delimiter=delim, quotechar='"'))
     return delim, [_norm_header(h) for h in header]
+
+
+def _confinement_problem(root: Path, path: Path) -> str | None:
+    """Why a landed file must not be read (v1.2): a symlink on the way (the snapshot folder or
+    the file), a real location outside the landing zone, or not a regular file."""
+    root = Path(root)
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            return "reached through a symbolic link: only regular files are read"
+    try:
+        Path(os.path.realpath(path)).relative_to(Path(os.path.realpath(root)))
+    except ValueError:
+        return "real location outside the landing zone"
+    if not path.is_file():
+        return "not a regular file"
+    return None
 
 
 def _missing(names: list[str]) -> list[str]:
@@ -373,9 +401,10 @@ class Reference:
                     continue
                 for p in sorted(d.iterdir()):
                     m = ENROLL_NAME.match(p.name)
-                    if not p.is_file() or not m:
+                    if not m or not (p.is_symlink() or p.is_file()):
                         continue
-                    st = p.stat()
+                    problem = _confinement_problem(self.landing, p)
+                    st = p.lstat()
                     rec = {
                         "source_file": p.relative_to(self.landing).as_posix(),
                         "path": str(p),
@@ -390,6 +419,8 @@ class Reference:
                         "rows_loaded": 0,
                         "message": None,
                     }
+                    if problem:
+                        rec["problem"] = problem
                     cands.setdefault((snap, m.group(1)), []).append(rec)
         winners = []
         for key, recs in sorted(cands.items()):
@@ -407,6 +438,9 @@ class Reference:
         for i, rec in enumerate(winners):
             rec["file_id"] = i
             rec["vintage"] = self.vintage_for(rec["snapshot_date"])
+            if rec.get("problem"):
+                self._reject(rec, rec["problem"])  # never read
+                continue
             if rec["province_code"] not in self.provinces_by_vintage[rec["vintage"]]:
                 self._reject(rec, f"province code {rec['province_code']} does not exist in "
                                   f"reference vintage {rec['vintage']}")
@@ -470,7 +504,7 @@ class Reference:
         )
         fid = "f.file_id" if many else "$file_id"
         src = (f"read_csv($paths, header=true, auto_detect=false, columns={{{cols}}}, delim=$delim,"
-               f" quote='\"', escape='\"', filename=true)")
+               f" quote='\"', escape='\"', max_line_size={MAX_LINE}, filename=true)")
         if many:
             return (f"SELECT {fid} AS file_id, {pick} FROM {src} r JOIN files f ON f.path = r.filename")
         return f"SELECT {fid} AS file_id, {pick} FROM {src} r"

@@ -408,3 +408,33 @@ def test_a_snapshot_whose_only_delivery_is_rejected_is_logged_not_counted():
         assert dicts(p.serving, "SELECT source_file, status FROM load_log") == [
             {"source_file": "enrollment/2021-11-30/kanreg_31.csv", "status": "rejected"}]
         assert dicts(p.serving, "SELECT count(*) AS n FROM coverage_by_tier") == [{"n": 0}]
+
+
+def test_the_connection_reading_untrusted_files_is_confined(tmp_path):
+    """After ``confine``, the ingest connection reads only the landing zone, writes only the lake,
+    and no statement can lift that (a file name crafted into SQL would still reach nothing)."""
+    import duckdb
+
+    from assets.resources import confine
+
+    landing, lake, outside = tmp_path / "landing", tmp_path / "lake", tmp_path / "outside"
+    for folder in (landing, lake, outside):
+        folder.mkdir()
+        (folder / "f.csv").write_text("a\n1\n")
+    con = duckdb.connect()
+    confine(con, readable=[landing], writable=[lake])
+    assert con.execute("SELECT a FROM read_csv(?)", [str(landing / "f.csv")]).fetchall() == [(1,)]
+    con.execute("COPY (SELECT 1 AS a) TO $f (FORMAT parquet)", {"f": str(lake / "x.parquet")})
+    assert (lake / "x.parquet").exists()
+    refused = [
+        ("SELECT * FROM read_csv(?)", [str(outside / "f.csv")]),
+        ("SELECT * FROM read_csv(?)", [str(landing / ".." / "outside" / "f.csv")]),
+        ("SELECT * FROM read_text(?)", ["/etc/passwd"]),
+        ("COPY (SELECT 1) TO $f (FORMAT csv)", {"f": str(outside / "y.csv")}),
+        ("SET enable_external_access = true", None),
+        ("SET allowed_directories = ['/']", None),
+    ]
+    for sql, params in refused:
+        with pytest.raises(duckdb.Error):
+            con.execute(sql, params)
+    assert not (outside / "y.csv").exists()

@@ -129,3 +129,9 @@ def test_suppression_hides_small_region_cells_in_serving_only(landing, run_cakup
     assert served == [("KL", "province", "32", None, None, True)]
     kept = result.query("SELECT active FROM coverage_by_region WHERE tier = 'KL'")
     assert kept == [(1,)]
+    # the region's flow row would reveal the hidden count: hidden too, in serving only (a first
+    # snapshot has no previous one, so its flows are NULL in the warehouse as well)
+    flows = "SELECT active, gained, lost, active_change FROM coverage_trend_region " \
+            "WHERE tier = 'KL' AND region_level = 'province'"
+    assert result.query(flows, serving=True) == [(None, None, None, None)]
+    assert result.query(flows) == [(1, None, None, None)]
