@@ -27,7 +27,7 @@ import procs
 
 SCALE, SNAPSHOTS, DEMO_SEED = 0.005, 3, 7
 STAGES = ("ingest", "tables", "publish")
-FAST_SEED, FAST_KILLS = 4, 4
+FAST_SEED, FAST_KILLS = 4, 2
 SLOW_SEED, SLOW_KILLS = 20211115, 20
 
 

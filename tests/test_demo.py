@@ -1117,7 +1117,7 @@ def test_tiny_scale_still_has_every_tier(tmp_path):
     assert got["tiers"] == tiers and got["national"] == m["expected"][LATEST]["national"]
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_scale_one(tmp_path):
     try:
         t0 = time.perf_counter()

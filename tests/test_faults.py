@@ -131,7 +131,7 @@ def _publish_fails(world, store, before: bytes):
     return r, line, problems
 
 
-@pytest.mark.parametrize("room", [0.1, 0.9])
+@pytest.mark.parametrize("room", [0.1, pytest.param(0.9, marks=pytest.mark.long)])
 def test_publish_onto_a_full_target_keeps_the_previous_file(world, room):
     """The serving file's folder on a tmpfs the new file does not fit in beside the previous
     one (which does fit): ``room`` times the file's size is free."""
@@ -176,7 +176,8 @@ def test_publish_into_a_read_only_folder_keeps_the_previous_file(world):
 DISK_LINE = ("No space left on device", "disk is full", "out of disk space", "no space")
 
 
-@pytest.mark.parametrize("fraction", [0.15, 0.70, 0.88])
+@pytest.mark.parametrize("fraction", [
+    pytest.param(0.15, marks=pytest.mark.long), 0.70, pytest.param(0.88, marks=pytest.mark.long)])
 def test_warehouse_on_a_full_disk_first_run(world, fraction):
     """A first run whose warehouse and lake do not fit (the disk fills at different stages
     with the size); after space is freed, the next run completes like an uninterrupted one."""

@@ -26,7 +26,8 @@ import pytest
 
 import procs
 
-PUBLISHES = 20
+PUBLISHES = 20      # make test-long; make test runs a sample of SAMPLE_PUBLISHES
+SAMPLE_PUBLISHES = 6
 SCALE, SNAPSHOTS, DEMO_SEED = 0.005, 2, 11
 OFFICE = "32"
 # errors a BI client may meet and retry: the path missing for an instant (a rename race) or a
@@ -147,7 +148,9 @@ def _readers(serving: Path, base: Path) -> list[dict]:
     return kinds
 
 
-def test_live_readers_during_repeated_publishes():
+@pytest.mark.parametrize("publishes", [
+    SAMPLE_PUBLISHES, pytest.param(PUBLISHES, marks=pytest.mark.long)])
+def test_live_readers_during_repeated_publishes(publishes):
     if procs.duckdb11_python() is None:
         pytest.fail("no DuckDB 1.1.3 interpreter: create .venv-duckdb11 (make test does) or "
                     "set CAKUPAN_DUCKDB11_PYTHON")
@@ -180,7 +183,7 @@ def test_live_readers_during_repeated_publishes():
             time.sleep(1.0)
             started = time.monotonic()
             runs = []
-            for i in range(1, PUBLISHES + 1):
+            for i in range(1, publishes + 1):
                 _grow(office_file, original, i, day[:7])
                 r = store.run()
                 runs.append(r.seconds)
@@ -204,7 +207,7 @@ def test_live_readers_during_repeated_publishes():
             stats[k["kind"]] = json.loads(k["out"].read_text())
 
     # ---------------------------------------------------------------------------- summary
-    lines = [f"--- live readers: {PUBLISHES} publishes in {publishing:.0f} s "
+    lines = [f"--- live readers: {publishes} publishes in {publishing:.0f} s "
              f"(cakupan run {min(runs):.1f}-{max(runs):.1f} s each); published figures "
              f"(snapshot:active_tier_sum:active) {figures[0]} .. {figures[-1]}"]
     for kind, s in stats.items():

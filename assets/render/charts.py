@@ -8,7 +8,12 @@ gives vega-embed.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import uuid
 from functools import lru_cache
+from pathlib import Path
 
 import vl_convert
 
@@ -167,12 +172,34 @@ def compile_spec(spec: dict) -> dict:
     return vega
 
 
+RUNTIME_SNIPPET = "window.vegaEmbed = vegaEmbed;"
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cakupan"
+
+
 @lru_cache(maxsize=1)
 def vega_runtime() -> str:
     """vega-embed, Vega and Vega-Lite as one script, bundled by the installed vl-convert-python
     wheel (no network): defines `window.vegaEmbed`. (vl-convert's bundle leaves `vega` itself
-    null, so the page goes through vega-embed.)"""
-    return vl_convert.javascript_bundle("window.vegaEmbed = vegaEmbed;")
+    null, so the page goes through vega-embed.) Bundling costs about 3 s per process, so the
+    bundle is kept in the user's cache folder, keyed by the wheel's versions and the snippet."""
+    key = hashlib.sha256(json.dumps([versions(), RUNTIME_SNIPPET]).encode()).hexdigest()[:16]
+    cached = _cache_dir() / f"vega-runtime-{key}.js"
+    try:
+        return cached.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    bundle = vl_convert.javascript_bundle(RUNTIME_SNIPPET)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(bundle, encoding="utf-8")
+        os.replace(tmp, cached)
+    except OSError:     # a read-only home: bundle again next time
+        pass
+    return bundle
 
 
 def versions() -> dict:
