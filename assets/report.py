@@ -15,9 +15,9 @@ from assets.render import write_html
 from assets.render.html import HERE as RENDER_DIR
 from assets.resources import PermanentError, Settings
 
-CODE_VERSION = versions.code_version(
-    "report", *(p.read_text(encoding="utf-8") for p in sorted(RENDER_DIR.glob("*.py"))),
-    *(p.read_text(encoding="utf-8") for p in sorted(RENDER_DIR.glob("*.[hcj]*s*"))))
+CODE_VERSION = versions.code_version(   # the render library, its page, styles and script
+    "report", *(p.read_text(encoding="utf-8") for p in sorted(RENDER_DIR.iterdir())
+                if p.suffix in (".py", ".html", ".css", ".js")))
 SERVING = dg.AssetKey("serving_file")
 
 
