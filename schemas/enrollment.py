@@ -27,6 +27,12 @@ TIERS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "RTRW": ("RT/RW", "village", ("RTRW", "RT/RW", "RT", "RW")),
 }
 
+# Targets and published figures also name the national distinct count; the tier of such a row
+# (after clean_sql's cleaning): NASIONAL, a tier code, or NULL.
+NATIONAL = "NASIONAL"
+TIER_OR_NATIONAL_SQL = (f"CASE WHEN squeeze(tingkat) = '{NATIONAL}' THEN '{NATIONAL}'\n"
+                        "                ELSE tier_code(tingkat) END")
+
 SEGMENTS = ("PU", "BPU")
 GRACE_MONTHS_DEFAULT = 3
 PREPAID_LIMIT_MONTHS = 12

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pandera.pandas as pa
 
+from schemas.enrollment import NATIONAL, TIER_OR_NATIONAL_SQL
 from schemas.rules import clean_sql, rule
 
 TEXT_COLUMNS = ("tingkat", "kode_wilayah", "metrik", "nilai", "sumber")
-NATIONAL = "NASIONAL"
 COUNTS = ("active", "inactive", "potential")
 PERCENT = "penetration_pct"
 METRICS = (*COUNTS, PERCENT)
@@ -33,8 +33,7 @@ WITH cleaned AS (
     {clean_sql(TEXT_COLUMNS, "raw_input", "source_file, row_number")}
 ), derived AS (
     SELECT cleaned.*,
-           CASE WHEN squeeze(tingkat) = '{NATIONAL}' THEN '{NATIONAL}'
-                ELSE tier_code(tingkat) END AS tier,
+           {TIER_OR_NATIONAL_SQL} AS tier,
            kode_dotted(kode_wilayah) AS kode,
            lower(metrik) AS metric
     FROM cleaned

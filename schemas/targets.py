@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pandera.pandas as pa
 
+from schemas.enrollment import NATIONAL, TIER_OR_NATIONAL_SQL
 from schemas.reference import vintages
 from schemas.rules import clean_sql, rule
 
 TEXT_COLUMNS = ("tingkat", "kode_wilayah", "target_pct", "target_date", "sumber")
-NATIONAL = "NASIONAL"
 DECIMALS = 12
 
 # the vintage in force on a date (the oldest before every vintage)
@@ -39,8 +39,7 @@ WITH cleaned AS (
     {clean_sql(TEXT_COLUMNS, "raw_input", "source_file, row_number")}
 ), derived AS (
     SELECT cleaned.*,
-           CASE WHEN squeeze(tingkat) = '{NATIONAL}' THEN '{NATIONAL}'
-                ELSE tier_code(tingkat) END AS tier,
+           {TIER_OR_NATIONAL_SQL} AS tier,
            kode_dotted(kode_wilayah) AS kode,
            pct_text(target_pct) AS pct_norm,
            parse_date(target_date) AS tdate
