@@ -16,12 +16,19 @@ import os
 MIN_KEY_BYTES = 32
 ENV = "CAKUPAN_HMAC_KEY"
 # DuckDB has no hmac(): RFC 2104 over sha256(), the pads bound as BLOBs. HMAC_HEX is the hex
-# text; the stored forms are the 32 bytes (HMAC_SQL) and, for joining people across tiers and
-# snapshots, the first 128 bits as an unsigned integer (PERSON_SQL: a fixed-width key is far
-# cheaper to hash than a blob; 2^-128 per pair makes a collision among 10^8 people ~1e-23).
+# text, computed once per row (two sha256 calls); the stored forms are derived from it: the 32
+# bytes (hmac_blob) and, for joining people across tiers and snapshots, the first 128 bits as an
+# unsigned integer (person_key: a fixed-width key is far cheaper to hash than a blob; 2^-128 per
+# pair makes a collision among 10^8 people ~1e-23).
 HMAC_HEX = "sha256($opad || unhex(sha256($ipad || encode(nik))))"
-HMAC_SQL = f"unhex({HMAC_HEX})"
-PERSON_SQL = f"CAST('0x' || left({HMAC_HEX}, 32) AS UHUGEINT)"
+
+
+def hmac_blob(hex_column: str) -> str:
+    return f"unhex({hex_column})"
+
+
+def person_key(hex_column: str) -> str:
+    return f"CAST('0x' || left({hex_column}, 32) AS UHUGEINT)"
 
 
 class KeyProblem(RuntimeError):
