@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from readers.storage import fsync_dir, versions_of
+from readers.storage import fsync_dir, sweep_temporaries, versions_of
 from schemas.tables import SERVING_TABLES, SERVING_VIEWS, literal, quote
 
 from assets import checks as generated
@@ -163,6 +163,12 @@ def serving_file(context: dg.AssetExecutionContext, warehouse: Warehouse,
         version_ = version(store, served_versions(con, days), settings.suppress_k)
     counts = write_serving(data, target, settings.suppress_k)
     context.log.info(f"published {target}")
+    # housekeeping of the store it publishes, on every path (CLI and daemon): temporaries a
+    # killed process left, untouched for an hour (a live run's are newer)
+    swept = sweep_temporaries(warehouse.lake.root,
+                              beside=[warehouse.path, target, settings.report_path])
+    if swept:
+        context.log.info(f"removed {len(swept)} temporary file(s) left by a killed process")
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version_),
         metadata={"path": dg.MetadataValue.path(str(target.resolve())),

@@ -11,7 +11,9 @@ with every wait bounded:
   retry succeeds;
 * the backfill goes on to publish, and every serving table equals the one an uninterrupted
   ``cakupan run`` publishes from the same landing zone, row for row;
-* nothing is left beside the serving file, and no run is left unfinished.
+* nothing is left beside the serving file, and no run is left unfinished; temporaries an
+  earlier killed process left an hour ago are swept by the publish (the daemon path has no
+  `cakupan run` to sweep them as it starts).
 """
 from __future__ import annotations
 
@@ -60,7 +62,18 @@ def _ingest_in_step(instance):
     return None
 
 
-def test_daemon_fails_and_retries_a_run_whose_worker_is_killed_mid_step(tmp_path):
+def _prepare_instance(home: Path, monkeypatch) -> None:
+    """The instance's dagster.yaml and SQLite storage, created before the daemon starts: two
+    processes creating the same fresh SQLite storage at once can stamp its schema twice."""
+    from pipelines.instance import dagster_home
+
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("CAKUPAN_PROFILE", raising=False)
+    dagster_home()
+    _instance(home).dispose()
+
+
+def test_daemon_fails_and_retries_a_run_whose_worker_is_killed_mid_step(tmp_path, monkeypatch):
     with procs.scratch("daemon") as base:
         # the uninterrupted reference: `cakupan run` on a copy of the same landing zone
         reference = procs.Store(base / "reference")
@@ -73,16 +86,23 @@ def test_daemon_fails_and_retries_a_run_whose_worker_is_killed_mid_step(tmp_path
         shutil.copytree(reference.landing, store.landing, copy_function=shutil.copy2)
         home = store.home
         home.mkdir(parents=True, exist_ok=True)
+        # what an earlier killed process left, an hour and more ago: the publish sweeps it
+        stale = time.time() - 3600 - 60
+        left = [store.serving.parent / f".{store.serving.name}.0123abcd.tmp",
+                store.lake / "tmp" / "2021-01-31-dead" / "batch" / "x.parquet"]
+        for path in left:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"left by a killed process")
+        for path in [*left, left[1].parent, left[1].parent.parent]:
+            os.utime(path, (stale, stale))
         env = base_env(home, CAKUPAN_HMAC_KEY=procs.TEST_KEY, CAKUPAN_LANDING=str(store.landing),
                        CAKUPAN_WAREHOUSE=str(store.warehouse), CAKUPAN_SERVING=str(store.serving),
                        CAKUPAN_SENSOR_INTERVAL="1", CAKUPAN_SETTLE_SECONDS="0",
                        CAKUPAN_NIGHTLY_DEFAULT="stopped")
+        _prepare_instance(home, monkeypatch)
         daemon = Service("cakupan-daemon", [executable("cakupan"), "daemon"], env, tmp_path)
-        instance = None
+        instance = _instance(home)
         try:
-            # `cakupan daemon` writes the embedded dagster.yaml before it execs the daemon
-            wait_until(lambda: (home / "dagster.yaml").exists(), 60, "the instance", [daemon])
-            instance = _instance(home)
             killed_run, pid = wait_until(lambda: _ingest_in_step(instance), STEP_S,
                                          "the ingest step to start", [daemon], interval=0.05)
             time.sleep(0.3)
@@ -120,8 +140,7 @@ def test_daemon_fails_and_retries_a_run_whose_worker_is_killed_mid_step(tmp_path
                               interval=2)
         finally:
             daemon.stop()
-            if instance is not None:
-                instance.dispose()
+            instance.dispose()
 
         # the kill landed inside the step: the killed run recorded no end of enrollment_rows
         with _instance(home) as inst:
@@ -138,6 +157,8 @@ def test_daemon_fails_and_retries_a_run_whose_worker_is_killed_mid_step(tmp_path
         assert got.keys() == expected.keys()
         for name in expected:
             assert got[name] == expected[name], f"serving table {name} differs"
+        assert not any(p.exists() for p in left), "the publish did not sweep old temporaries"
+        assert not left[1].parent.parent.exists()
         tmp, other = store.serving_leftovers()
         assert not tmp and not other, tmp + other
         print(f"\nkilled worker {pid} of run {killed_run.run_id[:8]} in enrollment_rows; "
