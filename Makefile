@@ -40,8 +40,9 @@ browser:
 
 # `make test`: the whole suite but the long samples (a fast sample of each stays in it);
 # `make test-long`: those long samples (20 seeded kills, ...).
-# Three workers (many tests wait on services and sensors: 3 keep 2 cores busy), one test module each at a time (--dist loadfile: a module's fixtures are built
-# once); TEST_WORKERS=0 runs in one process.
+# Three workers (many tests wait on services, sensors and readers: three keep two cores busy),
+# one test module each at a time (--dist loadfile: a module's fixtures are built once);
+# TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 3
 PYTEST = CAKUPAN_DUCKDB11_PYTHON=$(abspath $(DUCKDB11))/bin/python $(BIN)/python -m pytest -q \
          --durations=25 $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)

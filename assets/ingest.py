@@ -277,7 +277,22 @@ def _commit(lake, d: Delivery) -> dict | None:
     return manifest
 
 
-def ingest_day(con, lake, day: dt.date, deliveries: list[Delivery], pads, log) -> list:
+def batches(deliveries: list[Delivery], batch_bytes: int) -> list[list[Delivery]]:
+    """The readable deliveries in batches of at most ``batch_bytes`` of files (a file larger
+    than that is a batch of its own): the staging table of one batch must fit ``memory_limit``,
+    or DuckDB spills it and the night stops being linear in the rows."""
+    out, size = [], 0
+    for d in deliveries:
+        if not out or size + d.winner.stat.size > batch_bytes:
+            out.append([])
+            size = 0
+        out[-1].append(d)
+        size += d.winner.stat.size
+    return out
+
+
+def ingest_day(con, lake, day: dt.date, deliveries: list[Delivery], pads, log,
+               batch_bytes: int = 512 << 20) -> list:
     """Ingest the deliveries of one snapshot date; [(delivery, manifest or None)]."""
     import shutil
     import tempfile
@@ -295,14 +310,15 @@ def ingest_day(con, lake, day: dt.date, deliveries: list[Delivery], pads, log) -
     workroot = lake.root / "tmp"
     workroot.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{day}-", dir=workroot))
+    parts = batches(readable, batch_bytes)
     try:
-        if readable:
+        for b, batch in enumerate(parts):
             try:
-                _copy_batch(con, lake, day, vintage, readable, pads, work / "batch")
+                _copy_batch(con, lake, day, vintage, batch, pads, work / f"batch-{b}")
             except READ_ERRORS:
                 log(f"snapshot {day}: a file broke the batch; reading its files one by one")
-                for i, d in enumerate(readable):
-                    _copy_one(con, lake, day, vintage, d, pads, work / f"one-{i}")
+                for i, d in enumerate(batch):
+                    _copy_one(con, lake, day, vintage, d, pads, work / f"one-{b}-{i}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = [(d, _commit(lake, d)) for d in deliveries]
@@ -310,7 +326,8 @@ def ingest_day(con, lake, day: dt.date, deliveries: list[Delivery], pads, log) -
     for d in deliveries:
         d.seconds = seconds / max(len(deliveries), 1)
     rows = sum(d.outcome.rows_read or 0 for d in deliveries)
-    log(f"snapshot {day}: {rows:,} rows in {len(deliveries)} deliveries, {seconds:.1f} s")
+    log(f"snapshot {day}: {rows:,} rows in {len(deliveries)} deliveries"
+        + (f" ({len(parts)} batches)" if len(parts) > 1 else "") + f", {seconds:.1f} s")
     return out
 
 
@@ -383,7 +400,8 @@ def enrollment_rows(context: dg.AssetExecutionContext, warehouse: Warehouse, set
         load_ref_region(con)
         confine(con, readable=[settings.landing_path], writable=[lake.root])
         for day, deliveries in sorted(by_day.items()):
-            for d, manifest in ingest_day(con, lake, day, deliveries, pads, context.log.info):
+            for d, manifest in ingest_day(con, lake, day, deliveries, pads, context.log.info,
+                                          int(warehouse.ingest_batch_mb * (1 << 20))):
                 if manifest is None:
                     context.log.warning(f"{d.winner.relpath}: changed while it was read; not "
                                         "committed, the next run takes it again")

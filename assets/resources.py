@@ -41,6 +41,9 @@ class Warehouse(DuckDBResource):
     memory_limit: str = Field(default="1GB", description="DuckDB memory_limit")
     threads: int = Field(default=0, description="DuckDB threads (0: one per core)")
     lock_timeout: float = Field(default=300.0, description="seconds to wait for the file lock")
+    ingest_batch_mb: float = Field(
+        default=512.0, description="ingest reads a snapshot's files in batches of at most this "
+        "many MB, so that a batch's staging table fits memory_limit (measured: bench/README.md)")
 
     @property
     def path(self) -> Path:

@@ -24,5 +24,6 @@ def settings_from_env(env: dict | None = None) -> tuple[Settings, Warehouse]:
     )
     warehouse = Warehouse(database=str(Path(get("CAKUPAN_WAREHOUSE")).absolute()),
                           memory_limit=env.get("CAKUPAN_DUCKDB_MEMORY") or "1GB",
-                          threads=int(env.get("CAKUPAN_DUCKDB_THREADS") or 0))
+                          threads=int(env.get("CAKUPAN_DUCKDB_THREADS") or 0),
+                          ingest_batch_mb=float(env.get("CAKUPAN_INGEST_BATCH_MB") or 512))
     return settings, warehouse

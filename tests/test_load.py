@@ -146,3 +146,23 @@ def test_fifty_deliveries_arriving_during_a_run(store):
     assert loaded(store) == want
     assert prov_active(store) == {SNAPSHOTS[0]: 38 * 3, SNAPSHOTS[1]: 38 * 2,
                                   SNAPSHOTS[2]: 12 * 2}
+
+
+def test_ingest_in_small_batches_publishes_the_same_tables():
+    """A snapshot's files are read in batches bounded by CAKUPAN_INGEST_BATCH_MB (so that a
+    batch's staging table fits memory at any scale): with batches of 40 KB, every file but the
+    smallest is a batch of its own, and every serving table and lake count is the same as with
+    one batch per snapshot."""
+    with procs.scratch("batches") as base:
+        one = procs.Store(base / "one")
+        procs.demo_landing(one.landing, 0.005, 2, 3)
+        many = procs.Store(base / "many", landing=one.landing)
+        first = one.run()
+        assert first.code in (0, 2), first.tail()
+        second = many.run(CAKUPAN_INGEST_BATCH_MB="0.04")
+        assert second.code == first.code, second.tail()
+        assert "batches)" not in first.err
+        batched = [line for line in second.err.splitlines() if "batches)" in line]
+        assert len(batched) == 2, second.err      # both snapshots, each in several batches
+        assert procs.serving_tables(many.serving) == procs.serving_tables(one.serving)
+        assert procs.lake_counts(many.warehouse) == procs.lake_counts(one.warehouse)
