@@ -43,7 +43,7 @@ class Warehouse(DuckDBResource):
     lock_timeout: float = Field(default=300.0, description="seconds to wait for the file lock")
     ingest_batch_mb: float = Field(
         default=512.0, description="ingest reads a snapshot's files in batches of at most this "
-        "many MB, so that a batch's staging table fits memory_limit (measured: bench/README.md)")
+        "many MB, so that a batch's staging table fits memory_limit (README, Performance)")
 
     @property
     def path(self) -> Path:
@@ -103,7 +103,7 @@ class Warehouse(DuckDBResource):
         # the ingest writes one Parquet file per delivery through a partitioned COPY, which
         # buffers rows per partition and thread: flushing every 10,000 rows, not DuckDB's
         # 524,288, keeps 34 offices' buffers inside memory_limit (scale 1, one snapshot at 1 GB:
-        # COPY 17.9 s -> 10.2 s, no spilling; bench/README.md)
+        # COPY 17.9 s -> 10.2 s, no spilling; README, Performance)
         cfg = {"memory_limit": self.memory_limit, "preserve_insertion_order": False,
                "partitioned_write_flush_threshold": 10_000}
         if self.threads:
