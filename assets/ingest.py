@@ -292,7 +292,7 @@ def batches(deliveries: list[Delivery], batch_bytes: int) -> list[list[Delivery]
 
 
 def ingest_day(con, lake, day: dt.date, deliveries: list[Delivery], pads, log,
-               batch_bytes: int = 512 << 20) -> list:
+               batch_bytes: int) -> list:
     """Ingest the deliveries of one snapshot date; [(delivery, manifest or None)]."""
     import shutil
     import tempfile

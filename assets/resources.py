@@ -29,6 +29,9 @@ def _locked(exc: Exception) -> bool:
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
+INGEST_BATCH_MB = 512.0
+
+
 class Warehouse(DuckDBResource):
     """The warehouse DuckDB file and, beside it, the lake of person-level Parquet files.
 
@@ -42,7 +45,7 @@ class Warehouse(DuckDBResource):
     threads: int = Field(default=0, description="DuckDB threads (0: one per core)")
     lock_timeout: float = Field(default=300.0, description="seconds to wait for the file lock")
     ingest_batch_mb: float = Field(
-        default=512.0, description="ingest reads a snapshot's files in batches of at most this "
+        default=INGEST_BATCH_MB, description="ingest reads a snapshot's files in batches of at most this "
         "many MB, so that a batch's staging table fits memory_limit (README, Performance)")
 
     @property

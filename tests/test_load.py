@@ -150,9 +150,9 @@ def test_fifty_deliveries_arriving_during_a_run(store):
 
 def test_ingest_in_small_batches_publishes_the_same_tables():
     """A snapshot's files are read in batches bounded by CAKUPAN_INGEST_BATCH_MB (so that a
-    batch's staging table fits memory at any scale): with batches of 40 KB, every file but the
-    smallest is a batch of its own, and every serving table and lake count is the same as with
-    one batch per snapshot."""
+    batch's staging table fits memory at any scale): with batches of 40 KB, each snapshot is read
+    in several batches, and every serving table and lake count is the same as with one batch per
+    snapshot."""
     with procs.scratch("batches") as base:
         one = procs.Store(base / "one")
         procs.demo_landing(one.landing, 0.005, 2, 3)
