@@ -54,12 +54,9 @@ WITH raw_file AS (@SOURCE@), raw_input AS (
            $vintage AS vintage, r.* FROM raw_file r JOIN batch_files f USING (file_id)
 ), staged AS (
     SELECT *, {VALID} AS valid FROM ({schema.PREPARE_SQL})
-), hashed AS (
-    SELECT *, CASE WHEN valid THEN {keys.HMAC_HEX} END AS nik_hex FROM staged
 )
 SELECT file_province, row_number, valid,
-       {keys.hmac_blob("nik_hex")} AS nik_hmac,
-       {keys.person_key("nik_hex")} AS person,
+       CASE WHEN valid THEN {keys.nik_hmac()} END AS nik_hmac,
        CASE WHEN valid THEN upper(segmen) END AS segmen,
        CASE WHEN valid THEN tier END AS tier,
        CASE WHEN valid THEN kode END AS region_code,
@@ -72,10 +69,9 @@ SELECT file_province, row_number, valid,
        {", ".join(
            f"CASE WHEN NOT valid THEN blank_to_null(trim_ws({c})) END AS q_{c}"
            for c in QUARANTINE_TEXT)}
-FROM hashed
+FROM staged
 """
-EMPTY_ROWS = ("SELECT NULL::BIGINT AS row_number, NULL::BOOLEAN AS valid, NULL::BLOB AS nik_hmac, "
-              "NULL::UHUGEINT AS person, "
+EMPTY_ROWS = ("SELECT NULL::BIGINT AS row_number, NULL::BOOLEAN AS valid, NULL::UUID AS nik_hmac, "
               "NULL::VARCHAR AS segmen, NULL::VARCHAR AS tier, NULL::VARCHAR AS region_code, "
               "NULL::VARCHAR AS region_province, NULL::VARCHAR AS region_regency, "
               "NULL::DATE AS tgl_kepesertaan, NULL::INTEGER AS paid_month, "

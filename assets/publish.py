@@ -24,7 +24,7 @@ from assets import versions
 from assets.resources import PermanentError, Settings, Warehouse
 
 STORAGE_COMPATIBILITY = "v1.1.0"
-FORBIDDEN = {"nik", "nama", "nik_hmac", "nik_masked", "kpj"}
+FORBIDDEN = {"nik", "nama", "nik_hmac", "person", "nik_masked", "kpj"}
 CODE_VERSION = versions.code_version("serving", STORAGE_COMPATIBILITY,
                                      [t.ddl(True) for t in SERVING_TABLES], SERVING_VIEWS)
 

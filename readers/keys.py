@@ -15,20 +15,19 @@ import os
 
 MIN_KEY_BYTES = 32
 ENV = "CAKUPAN_HMAC_KEY"
-# DuckDB has no hmac(): RFC 2104 over sha256(), the pads bound as BLOBs. HMAC_HEX is the hex
-# text, computed once per row (two sha256 calls); the stored forms are derived from it: the 32
-# bytes (hmac_blob) and, for joining people across tiers and snapshots, the first 128 bits as an
-# unsigned integer (person_key: a fixed-width key is far cheaper to hash than a blob; 2^-128 per
-# pair makes a collision among 10^8 people ~1e-23).
+# DuckDB has no hmac(): RFC 2104 over sha256(), the pads bound as BLOBs (two sha256 calls per
+# row). What is stored is its first 128 bits (truncation as RFC 2104 section 5 and RFC 4868's
+# HMAC-SHA-256-128 allow; 2^-128 per pair makes a collision among 10^8 people ~1e-23) as a UUID:
+# a 16-byte fixed-width key, cheap to hash and join, that Parquet keeps whole (FIXED_LEN_BYTE_ARRAY).
+# Not UHUGEINT: DuckDB writes a UHUGEINT column to Parquet as DOUBLE, which keeps 53 bits. Not the
+# 32-byte BLOB as well: writing a second column of random bytes cost 2.2 s a scale-1 snapshot,
+# and nothing reads the other 128 bits (README, Performance).
 HMAC_HEX = "sha256($opad || unhex(sha256($ipad || encode(nik))))"
 
 
-def hmac_blob(hex_column: str) -> str:
-    return f"unhex({hex_column})"
-
-
-def person_key(hex_column: str) -> str:
-    return f"CAST('0x' || left({hex_column}, 32) AS UHUGEINT)"
+def nik_hmac(nik_column: str = "nik") -> str:
+    """The stored pseudonym of ``nik_column``: HMAC-SHA256's first 128 bits, as a UUID."""
+    return f"CAST(left({HMAC_HEX.replace('encode(nik)', f'encode({nik_column})')}, 32) AS UUID)"
 
 
 class KeyProblem(RuntimeError):

@@ -385,8 +385,8 @@ ENROLLMENT_ROWS = Table(
     (_SNAPSHOT, Col("province_code", "VARCHAR", "province office", False),
      Col("source_file", "VARCHAR", "path relative to the landing zone", False),
      Col("row_number", "BIGINT", "1-based data row", False),
-     Col("nik_hmac", "BLOB", "HMAC-SHA256 of the NIK under CAKUPAN_HMAC_KEY, 32 bytes", False),
-     Col("person", "UHUGEINT", "the first 128 bits of nik_hmac: the person, for joins", False),
+     Col("nik_hmac", "UUID", "the person: HMAC-SHA256 of the NIK under CAKUPAN_HMAC_KEY, its "
+         "first 128 bits", False),
      Col("segmen", "VARCHAR", "PU or BPU", False),
      _TIER,
      Col("region_code", "VARCHAR", "dotted code as delivered (NULL: KL without code)"),
@@ -402,7 +402,7 @@ ENROLLMENT = Table(
     "One row per snapshot, tier and person: the deciding row after the contract's dedupe "
     "(the lake's people/<date>.parquet).",
     (_SNAPSHOT, _TIER,
-     Col("person", "UHUGEINT", "the person: the first 128 bits of the keyed HMAC of the NIK",
+     Col("person", "UUID", "the person: the first 128 bits of the keyed HMAC of the NIK",
          False),
      Col("active", "BOOLEAN", "paid within the grace months", False),
      Col("paid_month", "INTEGER", "12*year+month of the last paid month"),

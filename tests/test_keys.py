@@ -56,11 +56,31 @@ def test_another_key_is_refused_and_nothing_changes(built):
 
 
 def test_the_stored_pseudonym_is_rfc_2104_hmac_sha256_of_the_nik(built):
-    got = dicts(built.warehouse, "SELECT DISTINCT nik_hmac FROM enrollment_rows "
-                "WHERE nik_hmac IS NOT NULL ORDER BY 1")
-    want = sorted(hmac.new(TEST_KEY.encode(), nik.encode(), hashlib.sha256).digest()
+    # the first 128 bits of HMAC-SHA256, by the standard library (the stored UUID's 32 hex digits)
+    got = dicts(built.warehouse, "SELECT DISTINCT replace(nik_hmac::VARCHAR, '-', '') AS h "
+                "FROM enrollment_rows WHERE nik_hmac IS NOT NULL ORDER BY 1")
+    want = sorted(hmac.new(TEST_KEY.encode(), nik.encode(), hashlib.sha256).hexdigest()[:32]
                   for nik in ("3201014101900001", "3201014101900002"))
-    assert [r["nik_hmac"] for r in got] == want
+    assert [r["h"] for r in got] == want
+
+
+def test_the_lake_keeps_all_128_bits_of_the_pseudonym(built):
+    # Parquet has no 128-bit integer: DuckDB writes a UHUGEINT as a DOUBLE (53 bits). The stored
+    # pseudonym and the people file's person key must be 16-byte fixed-width columns whose values
+    # are the standard library's HMAC-SHA256, first 16 bytes.
+    import pyarrow.parquet as pq
+
+    want = {hmac.new(TEST_KEY.encode(), nik.encode(), hashlib.sha256).digest()[:16]
+            for nik in ("3201014101900001", "3201014101900002")}
+    lake = built.warehouse.with_name(built.warehouse.stem + ".lake")
+    for folder, column in (("deliveries", "nik_hmac"), ("people", "person")):
+        files = sorted((lake / folder).rglob("*.parquet"))
+        assert files, folder
+        for f in files:
+            stored = pq.ParquetFile(f).schema.column(pq.ParquetFile(f).schema.names.index(column))
+            assert (stored.physical_type, stored.length) == ("FIXED_LEN_BYTE_ARRAY", 16), f
+            values = pq.read_table(f, columns=[column]).column(column).to_pylist()
+            assert {v.bytes for v in values if v is not None} == want, f
 
 
 def test_the_store_records_a_fingerprint_never_the_key(built):

@@ -331,14 +331,15 @@ def test_no_raw_nik_or_name_anywhere(result):
 def test_nik_is_stored_as_keyed_hmac(result):
     # HMAC-SHA256 under CAKUPAN_HMAC_KEY of the trimmed NIK, computed here with the standard
     # library: equal for every loaded row, so the key is used and nothing else is stored
-    rows = dicts(result.warehouse, "SELECT row_number, nik_hmac FROM enrollment_rows "
+    rows = dicts(result.warehouse, "SELECT row_number, replace(nik_hmac::VARCHAR, '-', '') AS h "
+                 "FROM enrollment_rows "
                  "WHERE source_file = ?", [SOURCE])
     assert len(rows) == len(GOOD)
     for r in rows:
         raw = ROWS[r["row_number"]]["nik"].strip("\t \u00a0\u3000\u2003")
         want = hmac.new(TEST_KEY.encode(), raw.encode(), hashlib.sha256).hexdigest()
         plain = hashlib.sha256(raw.encode()).hexdigest()
-        assert r["nik_hmac"].hex() == want != plain
+        assert r["h"] == want[:32] != plain[:32]   # HMAC-SHA256's first 128 bits
 
 
 def test_serving_has_no_personal_columns_or_hashes(result):
@@ -352,4 +353,5 @@ def test_serving_has_no_personal_columns_or_hashes(result):
                                            "SELECT nik_hmac FROM enrollment_rows")]
     assert hashes
     raw = result.serving.read_bytes()
-    assert not [h for h in hashes if h in raw or h.hex().encode() in raw]
+    assert not [h for h in hashes if h.bytes in raw or h.hex.encode() in raw
+                or str(h).encode() in raw]

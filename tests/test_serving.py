@@ -58,8 +58,8 @@ def test_no_nik_or_name_in_any_form_in_the_serving_file(published):
 def test_warehouse_stores_the_nik_as_keyed_hmac(published):
     import hmac
 
-    stored = {r[0] for r in published.query("SELECT nik_hmac FROM enrollment_rows")}
-    expected = {hmac.new(TEST_KEY.encode(), n.encode(), "sha256").digest() for n in NIKS}
+    stored = {r[0].hex for r in published.query("SELECT nik_hmac FROM enrollment_rows")}
+    expected = {hmac.new(TEST_KEY.encode(), n.encode(), "sha256").hexdigest()[:32] for n in NIKS}
     assert stored == expected
     store = [published.warehouse, *published.warehouse.with_name(
         published.warehouse.stem + ".lake").rglob("*.*")]
