@@ -73,6 +73,7 @@ class LakeInputs(Inputs):
         self._all = None
         self._warehouse: dict[str, dict[str, str]] = {}
         self.hashes = hashes or Hashes()
+        self.scratch: dict = {}   # what a stage built once for several tables (assets.trend)
 
     def manifests(self, day: dt.date) -> dict[str, dict]:
         if day not in self._manifests:

@@ -155,7 +155,7 @@ def _open(con, d: Delivery, in_force: set[str], vintage: str, index: int) -> Non
         if d.province not in in_force:
             raise FileRejected(f"province {d.province} does not exist in the Kemendagri vintage "
                                f"{vintage} in force on {d.day}")
-        scan_ = scan_bytes(winner.path)
+        scan_ = scan_bytes(winner.path, sha256=d.hashes.of(winner))
         d.outcome = FileOutcome(winner, "loaded", sha256=scan_.sha256)
         d.source = open_source(con, winner.path, schema.TEXT_COLUMNS, REQUIRED, scan_,
                                name=f"xlsx_{index}")

@@ -2,7 +2,8 @@
 coverage by tier / national / by region and their trend tables.
 
 One step computes every selected table for every snapshot of the run, stage by stage (all
-enrollment partitions before any coverage partition, all coverage before any trend), and
+enrollment partitions before any coverage partition, all coverage before any trend; inside a
+stage, snapshot by snapshot), and
 records one materialization per table and snapshot with that partition's own metadata and data
 version. ``can_subset``: rematerializing one table of one snapshot from the UI recomputes just
 that. Generated checks (:mod:`assets.checks`) run over the run's snapshots.
@@ -41,6 +42,10 @@ DEPS = {
                               ("load_log", True)],
 }
 ORDER = list(DEPS)
+# tables of one stage read only earlier stages: a stage runs snapshot by snapshot, each
+# snapshot's tables together (the trend tables share one join per snapshot)
+STAGES = [["load_log", "quarantine", "enrollment"], list(coverage.TABLE_SQL), list(trend.TABLE_SQL)]
+assert [n for stage in STAGES for n in stage] == ORDER
 TABLE_CHECKS = [c for name in ORDER for c in generated.CHECKS.get(name, [])]
 
 
@@ -132,16 +137,18 @@ def build_snapshot_tables(grace_months: int) -> dg.AssetsDefinition:
         provenance = versions.Provenance(context.instance)
         with warehouse.connect() as con:
             inp = LakeInputs(con, warehouse.lake, landing, store, Hashes())
-            for name in ORDER:
-                if name not in selected:
-                    continue
+            for stage in STAGES:
+                names = [n for n in stage if n in selected]
                 for day in days:
-                    version = version_of(inp, name, day, settings.grace_months)
-                    metadata = _build(inp, name, day, version, settings)
-                    yield versions.materialization(name, str(day), codes[name], version, metadata,
-                                                   provenance, _inputs(inp, name, day))
-                inp.forget(name)
-                provenance.forget(name)
+                    for name in names:
+                        version = version_of(inp, name, day, settings.grace_months)
+                        metadata = _build(inp, name, day, version, settings)
+                        yield versions.materialization(name, str(day), codes[name], version,
+                                                       metadata, provenance,
+                                                       _inputs(inp, name, day))
+                for name in names:
+                    inp.forget(name)
+                    provenance.forget(name)
             wanted = set(context.selected_asset_check_keys)
             findings = generated.evaluate(con, ORDER, set(days) if partitioned else None,
                                           {"manifests": warehouse.lake.all_manifests()}, wanted)

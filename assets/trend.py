@@ -23,27 +23,31 @@ from readers.storage import record_version
 from assets import versions
 from assets.history import Inputs, LakeInputs
 
-_STATUS = """
-s AS (SELECT {keys}, {agg_active} AS active FROM read_parquet($people_s) {by}),
-p AS (SELECT {keys}, {agg_active} AS active FROM read_parquet($people_p) {by}),
-flows AS (
-    SELECT {coalesced}
-           count(*) FILTER (s.active) AS active,
-           count(*) FILTER (p.active) AS active_prev,
-           count(*) FILTER (p.active IS NULL AND s.active) AS new,
-           count(*) FILTER (NOT p.active AND s.active) AS reactivated,
-           count(*) FILTER (p.active AND NOT s.active) AS lapsed,
-           count(*) FILTER (p.active AND s.active IS NULL) AS "left"
-    FROM s FULL JOIN p USING ({join})
-    {group}
-)"""
+# Each person-tier of S and of P side by side (absent: NULL), built once per snapshot for the
+# three tables (a join each cost 1.5 times as much: README, Performance).
+JOIN_SQL = """
+CREATE OR REPLACE TEMP TABLE trend_join AS
+SELECT tier, person, s.active AS s_active, p.active AS p_active,
+       s.region_province AS s_prov, s.region_regency AS s_reg,
+       p.region_province AS p_prov, p.region_regency AS p_reg
+FROM (SELECT tier, person, active, region_province, region_regency
+      FROM read_parquet($people_s)) s
+FULL JOIN (SELECT tier, person, active, region_province, region_regency
+           FROM read_parquet($people_p)) p USING (tier, person)
+"""
 # No previous snapshot: an empty "p" (the flows become NULL below).
 _NO_PREVIOUS = "read_parquet($people_s) WHERE false"
+_FLOWS = """count(*) FILTER (s_active) AS active,
+           count(*) FILTER (p_active) AS active_prev,
+           count(*) FILTER (p_active IS NULL AND s_active) AS new,
+           count(*) FILTER (NOT p_active AND s_active) AS reactivated,
+           count(*) FILTER (p_active AND NOT s_active) AS lapsed,
+           count(*) FILTER (p_active AND s_active IS NULL) AS "left"
+"""
 
 TIER_SQL = f"""
 INSERT INTO coverage_trend_tier
-WITH {_STATUS.format(keys="tier, person", agg_active="active", by="",
-                     coalesced="tier,", join="tier, person", group="GROUP BY tier")},
+WITH flows AS (SELECT tier, {_FLOWS} FROM trend_join GROUP BY tier),
 cov AS (SELECT * FROM coverage_by_tier WHERE snapshot_date = $day),
 prev AS (SELECT * FROM coverage_by_tier WHERE snapshot_date = $prev),
 ago AS (SELECT * FROM coverage_by_tier WHERE snapshot_date = $ago)
@@ -62,10 +66,13 @@ LEFT JOIN prev USING (tier) LEFT JOIN ago USING (tier)
 ORDER BY t.ord
 """
 
+# nationally a person is active if active in any tier, present if present in any (bool_or
+# skips the NULLs of the tiers the person is absent from)
 NATIONAL_SQL = f"""
 INSERT INTO coverage_trend_national
-WITH {_STATUS.format(keys="person", agg_active="bool_or(active)", by="GROUP BY person",
-                     coalesced="", join="person", group="")},
+WITH people AS (SELECT bool_or(s_active) AS s_active, bool_or(p_active) AS p_active
+                FROM trend_join GROUP BY person),
+flows AS (SELECT {_FLOWS} FROM people),
 cov AS (SELECT * FROM coverage_national WHERE snapshot_date = $day),
 prev AS (SELECT * FROM coverage_national WHERE snapshot_date = $prev),
 ago AS (SELECT * FROM coverage_national WHERE snapshot_date = $ago)
@@ -84,16 +91,11 @@ FROM cov CROSS JOIN flows LEFT JOIN prev ON true LEFT JOIN ago ON true
 
 REGION_SQL = """
 INSERT INTO coverage_trend_region
-WITH s AS (SELECT tier, person, active, region_province, region_regency
-           FROM read_parquet($people_s)),
-p AS (SELECT tier, person, active, region_province, region_regency
-      FROM read_parquet($people_p)),
-j AS (SELECT coalesce(s.active, false) AS now_active, s.region_province AS now_prov,
-             s.region_regency AS now_reg, coalesce(p.active, false) AS was_active,
-             p.region_province AS was_prov, p.region_regency AS was_reg,
-             coalesce(s.tier, p.tier) AS tier
-      FROM s FULL JOIN p USING (tier, person)
-      WHERE coalesce(s.active, false) OR coalesce(p.active, false)),
+WITH j AS (SELECT coalesce(s_active, false) AS now_active, s_prov AS now_prov,
+                  s_reg AS now_reg, coalesce(p_active, false) AS was_active,
+                  p_prov AS was_prov, p_reg AS was_reg, tier
+           FROM trend_join
+           WHERE coalesce(s_active, false) OR coalesce(p_active, false)),
 moves AS (
     SELECT tier, 'province' AS region_level, now_prov AS region_code, 1 AS gained, 0 AS lost
     FROM j WHERE now_active AND NOT (was_active AND was_prov = now_prov)
@@ -135,7 +137,7 @@ TABLE_SQL = {"coverage_trend_tier": TIER_SQL, "coverage_trend_national": NATIONA
 COVERAGE_OF = {"coverage_trend_tier": "coverage_by_tier",
                "coverage_trend_national": "coverage_national",
                "coverage_trend_region": "coverage_by_region"}
-CODE_VERSIONS = {name: versions.code_version(name, sql, _STATUS, _NO_PREVIOUS)
+CODE_VERSIONS = {name: versions.code_version(name, sql, JOIN_SQL, _NO_PREVIOUS)
                  for name, sql in TABLE_SQL.items()}
 DESCRIPTIONS = {
     "coverage_trend_tier": "Per tier: new, reactivated, lapsed and left since the previous "
@@ -166,26 +168,35 @@ def version(inp: Inputs, name: str, day: dt.date) -> str:
         offices=[inp.offices(d) if d else None for d in (day, prev, ago)])
 
 
+def _join(inp: LakeInputs, day: dt.date, prev: dt.date | None) -> None:
+    """``trend_join`` for ``day``, unless it is already the one built (``inp.scratch``)."""
+    if inp.scratch.get("trend_join") == (day, prev):
+        return
+    sql, params = JOIN_SQL, {"people_s": str(inp.lake.people_path(day))}
+    if prev is None:   # "p" reads the current file with a false filter
+        sql = sql.replace("read_parquet($people_p)", _NO_PREVIOUS)
+    else:
+        params["people_p"] = str(inp.lake.people_path(prev))
+    inp.scratch.pop("trend_join", None)
+    inp.con.execute(sql, params)
+    inp.scratch["trend_join"] = (day, prev)
+
+
 def build(inp: LakeInputs, name: str, day: dt.date, version_: str) -> dict:
     con = inp.con
     prev, ago = neighbours(inp, day)
+    if day in inp.history():
+        _join(inp, day, prev)
     con.begin()
     con.execute(f"DELETE FROM {name} WHERE snapshot_date = ?", [day])
     if day in inp.history():
         offices = inp.offices(day)
-        people_s = str(inp.lake.people_path(day))
-        # without a previous snapshot, "p" reads the current file with a false filter
-        sql = TABLE_SQL[name]
-        if prev is None:
-            sql = sql.replace("read_parquet($people_p)", _NO_PREVIOUS)
-        params = {"day": day, "prev": prev, "ago": ago, "people_s": people_s,
+        params = {"day": day, "prev": prev, "ago": ago,
                   "comparable": None if prev is None else inp.offices(prev) == offices,
                   "comparable_yoy": None if ago is None else inp.offices(ago) == offices}
-        if prev is not None:
-            params["people_p"] = str(inp.lake.people_path(prev))
         if name == "coverage_trend_region":
             del params["ago"], params["comparable_yoy"]
-        con.execute(sql, params)
+        con.execute(TABLE_SQL[name], params)
     record_version(con, name, str(day), version_)
     con.commit()
     rows = con.execute(f"SELECT count(*) FROM {name} WHERE snapshot_date = ?", [day]).fetchone()[0]

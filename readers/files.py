@@ -51,9 +51,10 @@ class Scan:
     bad_utf8: int | None = None   # 1-based line of the first byte that is not UTF-8
 
 
-def scan_bytes(path: Path) -> Scan:
+def scan_bytes(path: Path, sha256: str | None = None) -> Scan:
     """sha256, NUL bytes, invalid UTF-8 and the first physical line longer than 1 MiB, in one
-    read (only blocks that are not plain ASCII are decoded)."""
+    read (only blocks that are not plain ASCII are decoded). ``sha256``: the file's hash when the
+    caller already has it for the file's current stat (it is then not computed again)."""
     import codecs
     import hashlib
 
@@ -66,7 +67,8 @@ def scan_bytes(path: Path) -> Scan:
         while block := fh.read(MAX_LINE):   # a line inside one block is shorter than MAX_LINE
             if not head:
                 head = block[:4096]
-            h.update(block)
+            if sha256 is None:
+                h.update(block)
             size += len(block)
             if not has_nul and b"\0" in block:
                 has_nul = True
@@ -93,7 +95,7 @@ def scan_bytes(path: Path) -> Scan:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             bad_utf8 = lines + 1
-    return Scan(h.hexdigest(), size, lines, has_nul, long_line, head, bad_utf8)
+    return Scan(sha256 or h.hexdigest(), size, lines, has_nul, long_line, head, bad_utf8)
 
 
 @dataclass

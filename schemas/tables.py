@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pandera.pandas as pa
 
-SCHEMA_VERSION = "2"   # the warehouse layout; an older warehouse is rebuilt, never migrated
+SCHEMA_VERSION = "3"   # the store layout (3: the pseudonym a UUID); an older one is rebuilt, never migrated
 
 
 @dataclass(frozen=True)
