@@ -47,8 +47,9 @@ FROM decided JOIN dedupe_files f USING (file)
 """
 # each delivery's rows; ``file`` numbers the files in source_file order, so comparing numbers
 # compares names (an integer in the aggregate state instead of a long string)
-_ROWS = ("SELECT $n{i}::USMALLINT AS file, row_number, nik_hmac AS person, segmen, tier, region_province, "
-         "region_regency, tgl_kepesertaan, paid_month FROM read_parquet($f{i}) WHERE valid")
+_ROWS = ("SELECT $n{i}::USMALLINT AS file, row_number, nik_hmac AS person, segmen, tier, "
+         "region_province, region_regency, tgl_kepesertaan, paid_month FROM read_parquet($f{i}) "
+         "WHERE valid")
 _EMPTY = ("SELECT NULL::USMALLINT AS file, NULL::BIGINT AS row_number, NULL::UUID AS "
           "person, NULL::VARCHAR AS segmen, NULL::VARCHAR AS tier, NULL::VARCHAR AS "
           "region_province, NULL::VARCHAR AS region_regency, NULL::DATE AS tgl_kepesertaan, "

@@ -56,7 +56,7 @@ WITH raw_file AS (@SOURCE@), raw_input AS (
     SELECT *, {VALID} AS valid FROM ({schema.PREPARE_SQL})
 )
 SELECT file_province, row_number, valid,
-       CASE WHEN valid THEN {keys.nik_hmac()} END AS nik_hmac,
+       CASE WHEN valid THEN {keys.NIK_HMAC} END AS nik_hmac,
        CASE WHEN valid THEN upper(segmen) END AS segmen,
        CASE WHEN valid THEN tier END AS tier,
        CASE WHEN valid THEN kode END AS region_code,

@@ -18,16 +18,14 @@ ENV = "CAKUPAN_HMAC_KEY"
 # DuckDB has no hmac(): RFC 2104 over sha256(), the pads bound as BLOBs (two sha256 calls per
 # row). What is stored is its first 128 bits (truncation as RFC 2104 section 5 and RFC 4868's
 # HMAC-SHA-256-128 allow; 2^-128 per pair makes a collision among 10^8 people ~1e-23) as a UUID:
-# a 16-byte fixed-width key, cheap to hash and join, that Parquet keeps whole (FIXED_LEN_BYTE_ARRAY).
+# a 16-byte fixed-width key, cheap to hash and join, that Parquet keeps whole
+# (FIXED_LEN_BYTE_ARRAY).
 # Not UHUGEINT: DuckDB writes a UHUGEINT column to Parquet as DOUBLE, which keeps 53 bits. Not the
 # 32-byte BLOB as well: writing a second column of random bytes cost 2.2 s a scale-1 snapshot,
 # and nothing reads the other 128 bits (README, Performance).
 HMAC_HEX = "sha256($opad || unhex(sha256($ipad || encode(nik))))"
-
-
-def nik_hmac(nik_column: str = "nik") -> str:
-    """The stored pseudonym of ``nik_column``: HMAC-SHA256's first 128 bits, as a UUID."""
-    return f"CAST(left({HMAC_HEX.replace('encode(nik)', f'encode({nik_column})')}, 32) AS UUID)"
+# the stored pseudonym of the column ``nik``
+NIK_HMAC = f"CAST(left({HMAC_HEX}, 32) AS UUID)"
 
 
 class KeyProblem(RuntimeError):
