@@ -66,7 +66,7 @@ def scan_bytes(path: Path, sha256: str | None = None) -> Scan:
     with open(path, "rb") as fh:
         while block := fh.read(MAX_LINE):   # a line inside one block is shorter than MAX_LINE
             if not head:
-                head = block[:4096]
+                head = block[:64]   # enough for every magic number checked (kept in memos)
             if sha256 is None:
                 h.update(block)
             size += len(block)

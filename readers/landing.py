@@ -13,9 +13,9 @@ with ``<PP>`` a province code of some reference vintage is *misnamed*: it is log
 A symlink, or a path whose real location is outside the landing zone, is never read: its
 ``problem`` says why and the ingest rejects it whole.
 
-The scan only stats files. Content hashes are computed on demand (:func:`sha256_file`) and can be
-reused from an earlier load while a file's size, mtime, ctime and inode are unchanged
-(:class:`FileStat`).
+The scan only stats files. Content hashes are computed on demand (:meth:`Hashes.of`, in the
+same read as the ingest's byte checks, :func:`readers.files.scan_bytes`) and can be reused from
+an earlier load while a file's size, mtime, ctime and inode are unchanged (:class:`FileStat`).
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ import re
 import stat as stat_mod
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from readers.files import Scan, scan_bytes
 
 from schemas.reference import provinces_in_any_vintage
 
@@ -171,19 +173,12 @@ def winner_order(f: LandedFile):
     return (-f.stat.mtime_ns, tuple(-ord(c) for c in f.name))
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-# Hashes computed in this process, by path and stat (size, mtime, ctime, inode): `cakupan run`
-# plans and then ingests in one process, and both need each new file's sha256; reading 2.6 GB
-# twice cost 3.6 s of a scale-1 night. A file whose stat changed is hashed again. Bounded, for
-# the long-lived daemon processes.
-_COMPUTED: dict[tuple[str, tuple], str] = {}
+# Byte scans done in this process, by path and stat (size, mtime, ctime, inode): `cakupan run`
+# plans and then ingests in one process; the plan needs each new file's sha256 and the ingest
+# its byte checks, and one read gives both (reading 2.4 GB twice cost 1.5 s of a scale-1
+# night, three times 3.6 s). A file whose stat changed is read again. Bounded, for the
+# long-lived daemon processes (a Scan is a few hundred bytes).
+_COMPUTED: dict[tuple[str, tuple], Scan] = {}
 _COMPUTED_MAX = 50_000
 
 
@@ -194,21 +189,30 @@ class Hashes:
         self.known = dict(known or {})   # relpath -> (stat dict, sha256)
         self.computed = 0
 
+    def _known(self, f: LandedFile) -> str | None:
+        seen = self.known.get(f.relpath)
+        return seen[1] if seen and seen[0] == f.stat.as_dict() else None
+
+    def scan(self, f: LandedFile) -> Scan:
+        """One read of ``f``'s bytes (its sha256, unless known, and the ingest's byte checks),
+        once per process while its stat is unchanged."""
+        memo = (str(f.path), tuple(sorted(f.stat.as_dict().items())))
+        got = _COMPUTED.get(memo)
+        if got is None:
+            known = self._known(f)
+            got = scan_bytes(f.path, sha256=known)
+            if known is None:
+                self.computed += 1
+            if len(_COMPUTED) >= _COMPUTED_MAX:
+                _COMPUTED.clear()
+            _COMPUTED[memo] = got
+        self.known[f.relpath] = (f.stat.as_dict(), got.sha256)
+        return got
+
     def of(self, f: LandedFile) -> str:
         if f.problem:  # never read: the hash says what it is, not what it holds
             return hashlib.sha256(f"unread:{f.relpath}:{f.problem}".encode()).hexdigest()
-        seen = self.known.get(f.relpath)
-        if seen and seen[0] == f.stat.as_dict():
-            return seen[1]
-        memo = (str(f.path), tuple(sorted(f.stat.as_dict().items())))
-        digest = _COMPUTED.get(memo)
-        if digest is None:
-            if len(_COMPUTED) >= _COMPUTED_MAX:
-                _COMPUTED.clear()
-            digest = _COMPUTED[memo] = sha256_file(f.path)
-            self.computed += 1
-        self.known[f.relpath] = (f.stat.as_dict(), digest)
-        return digest
+        return self._known(f) or self.scan(f).sha256
 
 
 def fingerprint(parts) -> str:
