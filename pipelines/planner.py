@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from readers import keys
-from readers.landing import Hashes, Landing, delivery_fingerprint, scan, set_fingerprint
+from readers.landing import (Hashes, Landing, delivery_fingerprint, prefetch, scan,
+                             set_fingerprint)
 
 from assets import (ingest, potential, publish, published, reference, report, snapshot, targets,
                     trend, versions)
@@ -92,6 +93,8 @@ class ExpectedInputs(Inputs):
         days = {d for d, _ in landing.deliveries} | {d for d, _ in manifests}
         for day in days:
             self._deliveries[day], self._offices[day], self._files[day] = {}, [], []
+        prefetch([(hashes_by_delivery(key), f) for key, files in landing.deliveries.items()
+                  if ready(files) for f in files])
         for (day, province), files in landing.deliveries.items():
             previous = manifests.get((day, province))
             if not ready(files):

@@ -187,7 +187,6 @@ class Hashes:
 
     def __init__(self, known: dict[str, tuple[dict, str]] | None = None):
         self.known = dict(known or {})   # relpath -> (stat dict, sha256)
-        self.computed = 0
 
     def _known(self, f: LandedFile) -> str | None:
         seen = self.known.get(f.relpath)
@@ -196,13 +195,10 @@ class Hashes:
     def scan(self, f: LandedFile) -> Scan:
         """One read of ``f``'s bytes (its sha256, unless known, and the ingest's byte checks),
         once per process while its stat is unchanged."""
-        memo = (str(f.path), tuple(sorted(f.stat.as_dict().items())))
+        memo = _memo(f)
         got = _COMPUTED.get(memo)
         if got is None:
-            known = self._known(f)
-            got = scan_bytes(f.path, sha256=known)
-            if known is None:
-                self.computed += 1
+            got = scan_bytes(f.path, sha256=self._known(f))
             if len(_COMPUTED) >= _COMPUTED_MAX:
                 _COMPUTED.clear()
             _COMPUTED[memo] = got
@@ -213,6 +209,26 @@ class Hashes:
         if f.problem:  # never read: the hash says what it is, not what it holds
             return hashlib.sha256(f"unread:{f.relpath}:{f.problem}".encode()).hexdigest()
         return self._known(f) or self.scan(f).sha256
+
+
+def _memo(f: LandedFile) -> tuple[str, tuple]:
+    return str(f.path), tuple(sorted(f.stat.as_dict().items()))
+
+
+def prefetch(wanted: list[tuple[Hashes, LandedFile]], workers: int = 0) -> None:
+    """Scan the files of ``wanted`` whose hash is not known (and that this process has not read
+    yet), ``workers`` (0: one per core, at most 4) at a time: hashlib releases the GIL while it
+    hashes, so the cores read several files at once (scale-1 night, 2.4 GB: 2.7 s on one
+    thread, 1.7 s on two). A file whose hash is known is not read."""
+    todo = [(h, f) for h, f in wanted
+            if not f.problem and h._known(f) is None and _memo(f) not in _COMPUTED]
+    if len(todo) < 2:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+        for _ in pool.map(lambda hf: hf[0].scan(hf[1]), todo):
+            pass
 
 
 def fingerprint(parts) -> str:
