@@ -94,6 +94,11 @@ class LakeInputs(Inputs):
         return [(self.lake.rows_path(day, p, m["rows_file"]), m["in_force"], p)
                 for p, m in sorted(self.manifests(day).items()) if m.get("rows_file")]
 
+    def rows_in_force(self, day) -> int:
+        """The loaded rows of ``day``'s deliveries in force (their manifests' figures)."""
+        return sum(f["rows_loaded"] for m in self.manifests(day).values() if m.get("rows_file")
+                   for f in m["files"] if f["source_file"] == m["in_force"])
+
     def misnamed(self, day):
         from readers.landing import set_fingerprint
 

@@ -137,6 +137,9 @@ def build_snapshot_tables(grace_months: int) -> dg.AssetsDefinition:
         provenance = versions.Provenance(context.instance)
         with warehouse.connect() as con:
             inp = LakeInputs(con, warehouse.lake, landing, store, Hashes())
+            rows = max((inp.rows_in_force(d) for d in days), default=0)
+            limit = warehouse.size_memory(con, rows)
+            context.log.info(f"memory_limit {limit} for {rows:,} rows in the largest snapshot")
             for stage in STAGES:
                 names = [n for n in stage if n in selected]
                 for day in days:

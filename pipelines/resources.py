@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from assets.resources import INGEST_BATCH_MB, Settings, Warehouse
+from assets.resources import INGEST_BATCH_MB, MEMORY_MB_PER_MILLION_ROWS, Settings, Warehouse
 from schemas import enrollment
 
 DEFAULT_WAREHOUSE = "data/warehouse/cakupan.duckdb"
@@ -25,5 +25,8 @@ def settings_from_env(env: dict | None = None) -> tuple[Settings, Warehouse]:
     warehouse = Warehouse(database=str(Path(get("CAKUPAN_WAREHOUSE")).absolute()),
                           memory_limit=env.get("CAKUPAN_DUCKDB_MEMORY") or "1GB",
                           threads=int(env.get("CAKUPAN_DUCKDB_THREADS") or 0),
-                          ingest_batch_mb=float(env.get("CAKUPAN_INGEST_BATCH_MB") or INGEST_BATCH_MB))
+                          ingest_batch_mb=float(env.get("CAKUPAN_INGEST_BATCH_MB") or INGEST_BATCH_MB),
+                          memory_mb_per_million_rows=int(
+                              env.get("CAKUPAN_DUCKDB_MEMORY_PER_MROWS")
+                              or MEMORY_MB_PER_MILLION_ROWS))
     return settings, warehouse
