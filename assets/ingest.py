@@ -393,7 +393,7 @@ def enrollment_rows(context: dg.AssetExecutionContext, warehouse: Warehouse, set
         versions.recorded(context.instance, "region_reference").get(None), None)}
     con = warehouse.memory_connection()
     try:
-        load_ref_region(con)
+        load_ref_region(con, only={vintage_for(day).vintage for day in by_day})   # in force
         confine(con, readable=[settings.landing_path], writable=[lake.root])
         for day, deliveries in sorted(by_day.items()):
             for d, manifest in ingest_day(con, lake, day, deliveries, pads, context.log.info,

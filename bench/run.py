@@ -1048,8 +1048,8 @@ def f_rate(x):
     return "n/a" if x is None else f"{x:,.0f}"
 
 
-def f_ratio(x):
-    return "n/a" if x is None else f"{x:.2f}"
+def f_ratio(x):   # three decimals: 0.104 against a limit of 0.1 must not print as 0.10
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def f_int(x):

@@ -83,11 +83,15 @@ REF_REGION_SELECT = (
     "substr(kode, 1, 5) END AS regency_code FROM read_csv($file, header=true, all_varchar=true)")
 
 
-def load_ref_region(con: duckdb.DuckDBPyConnection, table: str = "ref_region") -> None:
-    """Every vintage into ``table`` (created or replaced; an identifier chosen by the caller)."""
+def load_ref_region(con: duckdb.DuckDBPyConnection, table: str = "ref_region",
+                    only: set[str] | None = None) -> None:
+    """Every vintage (or those named in ``only``) into ``table`` (created or replaced; an
+    identifier chosen by the caller). A vintage is 91 k rows, 0.1 s to load."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (vintage VARCHAR, kode VARCHAR, "
                 "nama VARCHAR, level VARCHAR, parent_code VARCHAR, province_code VARCHAR, "
                 "regency_code VARCHAR)")
     for v in vintages():
+        if only is not None and v.vintage not in only:
+            continue
         con.execute(f"INSERT INTO {table} {REF_REGION_SELECT}",
                     {"vintage": v.vintage, "file": str(v.file)})
