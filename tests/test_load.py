@@ -166,3 +166,34 @@ def test_ingest_in_small_batches_publishes_the_same_tables():
         assert len(batched) == 2, second.err      # both snapshots, each in several batches
         assert procs.serving_tables(many.serving) == procs.serving_tables(one.serving)
         assert procs.lake_counts(many.warehouse) == procs.lake_counts(one.warehouse)
+
+
+def test_memory_limit_grows_with_the_largest_snapshot(tmp_path):
+    """The per-snapshot tables get CAKUPAN_DUCKDB_MEMORY_PER_MROWS per million rows of the run's
+    largest snapshot, never less than CAKUPAN_DUCKDB_MEMORY and never more than 80 % of RAM;
+    read back from a real DuckDB connection (figures by hand: 2 M rows x 1000 MB = 2000 MiB)."""
+    from assets.resources import Warehouse
+
+    w = Warehouse(database=str(tmp_path / "w.duckdb"), memory_limit="256MB",
+                  memory_mb_per_million_rows=1000)
+
+    def limit_after(rows: int) -> str:
+        con = duckdb.connect(config={"memory_limit": "256MB"})
+        w.size_memory(con, rows)
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    def setting(value: str) -> str:
+        return duckdb.connect(config={"memory_limit": value}).execute(
+            "SELECT current_setting('memory_limit')").fetchone()[0]
+
+    assert limit_after(100_000) == setting("256MB")           # 100 MiB wanted: the floor holds
+    assert limit_after(2_000_000) == setting("2000MiB")
+    ram_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 4 // 5 // (1 << 20)
+    assert limit_after(10**12) == setting(f"{ram_mib}MiB")    # capped at 80 % of the machine
+    off = Warehouse(database=str(tmp_path / "w.duckdb"), memory_limit="256MB",
+                    memory_mb_per_million_rows=0)
+    con = duckdb.connect(config={"memory_limit": "256MB"})
+    off.size_memory(con, 10**9)
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == setting("256MB")
+    with pytest.raises(ValueError, match="not a memory size"):
+        Warehouse(database=str(tmp_path / "w.duckdb"), memory_limit="lots").size_memory(con, 1)
