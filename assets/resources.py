@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,16 +26,15 @@ class PermanentError(dg.Failure):
         super().__init__(description=message, allow_retries=False)
 
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+_UNITS = {"bytes": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
 
 
-def _bytes(size: str) -> int:
-    """A DuckDB size setting ("1GB", "512 MiB") in bytes."""
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", size)
-    if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"not a memory size: {size!r} (e.g. 1GB, 512MB)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+def _limit_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """``con``'s memory_limit in bytes, rounded up. Read from DuckDB, which accepts more
+    spellings than one would re-parse ("1GB", "1G", "80%") and reports the limit to a tenth of
+    its unit ("953.6 MiB")."""
+    value, unit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0].split()
+    return int((float(value) + 0.1) * _UNITS[unit.lower()])
 
 
 def _locked(exc: Exception) -> bool:
@@ -110,8 +108,9 @@ class Warehouse(DuckDBResource):
 
     def size_memory(self, con, rows: int) -> str:
         """Raise ``con``'s memory_limit for work over ``rows`` person-rows at once: never below
-        ``memory_limit``, never above 80 % of the machine's memory. Returns the limit set."""
-        base = _bytes(self.memory_limit)
+        the limit it was opened with (``memory_limit``), never above 80 % of the machine's
+        memory. Returns the limit in force."""
+        base = _limit_bytes(con)
         want = rows * self.memory_mb_per_million_rows * (1 << 20) // 1_000_000
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         limit = max(base, min(want, ram * 4 // 5))
