@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import sys
@@ -295,5 +296,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def entry() -> None:
+    """The ``cakupan`` command. After ``run`` (whose every file is written, closed and renamed
+    into place by then) the process leaves without the interpreter's teardown of dagster,
+    pandas and pyarrow: 0.5 s of every night, a twentieth of an incremental one."""
+    argv = sys.argv[1:]
+    code = main(argv)
+    if argv[:1] == ["run"]:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

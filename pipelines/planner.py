@@ -140,11 +140,13 @@ class ExpectedInputs(Inputs):
 
 
 def plan(settings: Settings, warehouse: Warehouse, instance: dg.DagsterInstance,
-         ready=None, landing: Landing | None = None) -> Plan:
+         ready=None, landing: Landing | None = None, in_order: bool = False) -> Plan:
     """Everything whose recorded data version differs from what the landing zone implies.
 
     ``ready(files)``: whether a delivery's files may be read now (default: none was modified
     in the last ``settle_seconds``); a delivery not ready waits, and so does what depends on it.
+    ``in_order``: the caller runs the requests one after another in the order of
+    :func:`run_requests` (``cakupan run``), so nothing needs deferring to a later plan.
     """
     lake = warehouse.lake
     store = lake.identity(keys.fingerprint(keys.hmac_key()))["store_id"]
@@ -213,7 +215,7 @@ def plan(settings: Settings, warehouse: Warehouse, instance: dg.DagsterInstance,
         for p in list(out.requested.get(name, ())):
             day = dt.date.fromisoformat(p)
             needs = {str(d) for d in (previous_of(history, day), year_ago_of(history, day)) if d}
-            if p not in recounted and needs & recounted:
+            if not in_order and p not in recounted and needs & recounted:
                 out.requested[name].discard(p)
                 out.add(name, p, deferred=True)
 

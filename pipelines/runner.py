@@ -5,8 +5,9 @@ requests become runs grouped the way the backfill daemon groups them (one run pe
 definition and contiguous range), created through Dagster's own run submission with the code
 location loaded in process under the workspace's location name (so every run has a launchable
 origin, and the UI can re-execute it), and executed in this process, one after another. The
-runs of one invocation share the tag ``cakupan/invocation``. Deferred partitions (see the
-planner) are planned again after the first round.
+runs of one invocation share the tag ``cakupan/invocation``. The runs go in the planner's order,
+so nothing is deferred (``in_order``); the next plan checks that nothing is left (a re-delivery
+night: two plans, where deferring the next snapshot's trends took three).
 
 Before anything, runs left unfinished by a process that is gone (a killed ``cakupan run``) are
 marked failed: no state of a dead run blocks this one. ``cakupan run`` holds no pool slot.
@@ -142,7 +143,7 @@ class Refresh:
         asset_graph = load_defs().resolve_asset_graph()
         with _workspace(instance) as ctx:
             for round_ in range(ROUNDS):
-                p = planner.plan(self.settings, self.warehouse, instance)
+                p = planner.plan(self.settings, self.warehouse, instance, in_order=True)
                 s.waiting = p.waiting
                 if p.empty:
                     break

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import shapely
-from shapely.geometry import mapping, shape
+from .cache import cached_json, key_of
 
 HERE = Path(__file__).parent
 GEOJSON = HERE / "provinces_2025.geojson"
@@ -59,6 +58,8 @@ def _clean(geom, close: float = 0.0):
     """Dissolve gaps left by separately simplified neighbours (a morphological closing), keep
     the 0.001 degree grid, and orient rings clockwise: d3-geo (Vega) reads a counter-clockwise
     exterior ring (RFC 7946) as the rest of the globe."""
+    import shapely
+
     if close:
         geom = geom.buffer(close, quad_segs=2).buffer(-close, quad_segs=2)
         geom = shapely.simplify(geom, 0.005, preserve_topology=True)
@@ -66,9 +67,10 @@ def _clean(geom, close: float = 0.0):
     return shapely.orient_polygons(geom, exterior_cw=True)
 
 
-@lru_cache(maxsize=8)
-def _provinces(vintage: str | None) -> Provinces:
-    merges = merges_for(vintage)
+def _features(merges: dict[str, tuple[str, ...]]) -> list[dict]:
+    import shapely
+    from shapely.geometry import mapping, shape
+
     member_of = {m: code for code, members in merges.items() for m in members}
     by_code = {f["properties"]["kode"]: f for f in _source()}
     groups: dict[str, list[dict]] = {}
@@ -86,6 +88,23 @@ def _provinces(vintage: str | None) -> Provinces:
                                         "nama_2025": " + ".join(p["properties"]["nama"]
                                                                 for p in parts)},
                          "geometry": mapping(geom)})
+    return features
+
+
+def _key(merges) -> str:
+    """What the polygons depend on: the boundaries, this module's code, shapely, the merges."""
+    import importlib.metadata
+    import hashlib
+
+    digest = hashlib.sha256(GEOJSON.read_bytes() + Path(__file__).read_bytes()).hexdigest()
+    return key_of(digest, importlib.metadata.version("shapely"), sorted(merges.items()))
+
+
+@lru_cache(maxsize=8)
+def _provinces(vintage: str | None) -> Provinces:
+    merges = merges_for(vintage)
+    # JSON round trip either way: the same lists whether computed now or read from the cache
+    features = cached_json("provinces", _key(merges), lambda: _features(merges))
     if merges:
         said = "; ".join(f"{code} = wilayah {' + '.join(m)} sekarang"
                          for code, m in sorted(merges.items()))
