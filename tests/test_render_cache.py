@@ -17,9 +17,9 @@ HISTORY = [{"d": "2021-05-31", "tier": "KL", "name": "KL", "pen": 10.5, "dl": "3
             "pt": "10,50 %", "at": "1.050", "ptn": "10.000"},
            {"d": "2021-06-30", "tier": "NASIONAL", "name": "Nasional", "pen": 12.0,
             "dl": "30 Jun 2021", "pt": "12,00 %", "at": "1.200", "ptn": "10.000"}]
-FLOWS = [{"x": "Jun 2021", "scope": "NASIONAL", "flow": "Baru", "v": 7, "o": 1, "cmp": True,
+FLOWS = [{"x": "Jun 2021", "i": 1, "scope": "NASIONAL", "flow": "Baru", "v": 7, "o": 1, "cmp": True,
           "dl": "30 Jun 2021", "vt": "7", "ct": "ya"},
-         {"x": "Jun 2021", "scope": "NASIONAL", "flow": "net", "v": 5, "o": 5, "cmp": True,
+         {"x": "Jun 2021", "i": 1, "scope": "NASIONAL", "flow": "net", "v": 5, "o": 5, "cmp": True,
           "dl": "30 Jun 2021", "vt": "+5", "ct": "ya"}]
 
 
@@ -32,7 +32,7 @@ def _map():
 
 
 SPECS = {"history": lambda: charts.penetration_history(HISTORY, {"KL": "KL", "NASIONAL": "N"}),
-         "flows": lambda: charts.flows(FLOWS, ["Jun 2021"]),
+         "flows": lambda: charts.flows(FLOWS, 2),
          "map": _map}
 
 

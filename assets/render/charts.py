@@ -77,11 +77,13 @@ def penetration_history(rows: list[dict], names: dict[str, str]) -> dict:
 FLOWS = ("Baru", "Kembali aktif", "Berhenti membayar", "Keluar")
 
 
-def flows(rows: list[dict], order: list[str], scope: str = "NASIONAL") -> dict:
-    """rows: x (label), scope, flow (one of FLOWS or 'net'), v (signed), o (stack order), cmp,
-    and tooltip texts."""
-    x = {"field": "x", "type": "ordinal", "sort": order, "title": None,
-         "axis": {"labelAngle": -40 if len(order) > 6 else 0}}
+def flows(rows: list[dict], snapshots: int, scope: str = "NASIONAL") -> dict:
+    """rows: x (label), i (the snapshot's place on the axis), scope, flow (one of FLOWS or
+    'net'), v (signed), o (stack order), cmp, and tooltip texts. The axis is sorted by ``i``,
+    not by a list of the labels, so the spec (and its compiled Vega, :mod:`.cache`) stays the
+    same from one month to the next."""
+    x = {"field": "x", "type": "ordinal", "sort": {"field": "i", "op": "min"}, "title": None,
+         "axis": {"labelAngle": -40 if snapshots > 6 else 0}}
     return _base(
         width="container", height=380,
         autosize={"type": "fit-x", "contains": "padding"},

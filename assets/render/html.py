@@ -326,6 +326,7 @@ class Report:
                 "keluar) dihitung antara dua snapshot, jadi memerlukan sedikitnya 2 snapshot."
             ) + "</section>"
         labels = self._labels(dates)
+        place = {d: i for i, d in enumerate(dates)}
         values = []
         for r in nat + tiers:
             x, dl = labels[r["snapshot_date"]], fmt.date_long(r["snapshot_date"])
@@ -337,16 +338,17 @@ class Report:
                                                    ("Keluar", "left", -1))):
                 if r[key] is None:
                     continue
-                values.append({"x": x, "scope": r["scope"], "flow": flow, "o": o,
+                values.append({"x": x, "i": place[r["snapshot_date"]], "scope": r["scope"],
+                               "flow": flow, "o": o,
                                "v": sign * r[key], "cmp": r["comparable"] is not False,
                                "dl": dl, "vt": fmt.num(sign * r[key], sign=True),
                                "ct": cmp_text})
             if r["active_change"] is not None:
-                values.append({"x": x, "scope": r["scope"], "flow": "net", "o": 9,
+                values.append({"x": x, "i": place[r["snapshot_date"]], "scope": r["scope"],
+                               "flow": "net", "o": 9,
                                "v": r["active_change"], "cmp": r["comparable"] is not False,
                                "dl": dl, "vt": fmt.num(r["active_change"], sign=True),
                                "ct": cmp_text})
-        order = [labels[d] for d in dates]
         present = [t for t in TIER_CODES if any(r["scope"] == t for r in tiers)]
         note = ""
         gaps = [d for d in self.noncomparable() if d in labels]
@@ -361,7 +363,7 @@ class Report:
         return (head + self.tier_select("flows-tier", present, "NASIONAL", view="flows",
                                         signal="scope", national=True)
                 + '<figure class="chart-box">'
-                + self.chart("flows", charts.flows(values, order),
+                + self.chart("flows", charts.flows(values, len(dates)),
                              "Grafik batang arus peserta per snapshot")
                 + '<figcaption>Tingkat yang dipilih: <span data-label-for="flows-tier">'
                   'Nasional (setiap orang sekali)</span>. Snapshot pertama riwayat tidak punya '
