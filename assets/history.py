@@ -97,7 +97,8 @@ class LakeInputs(Inputs):
     def rows_in_force(self, day) -> int:
         """The loaded rows of ``day``'s deliveries in force (their manifests' figures)."""
         return sum(f["rows_loaded"] for m in self.manifests(day).values() if m.get("rows_file")
-                   for f in m["files"] if f["source_file"] == m["in_force"])
+                   for f in m["files"]
+                   if f["source_file"] == m["in_force"] and f["status"] == "loaded")
 
     def misnamed(self, day):
         from readers.landing import set_fingerprint

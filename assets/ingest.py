@@ -255,7 +255,10 @@ def _commit(lake, d: Delivery) -> dict | None:
     if outcome.status == "rejected" and d.previous and d.previous.get("rows_file"):
         d.rows_file, in_force = d.previous["rows_file"], d.previous["in_force"]   # nothing lost
         kept = [f for f in d.previous["files"] if f["source_file"] == in_force]
-        outcome.message += f"; the earlier delivery {in_force} stays in force"
+        outcome.message += (
+            f"; the rows loaded earlier from this file name (sha256 {kept[0]['sha256'][:12]}) "
+            "stay in force" if in_force == outcome.file.relpath and kept and kept[0]["sha256"]
+            else f"; the earlier delivery {in_force} stays in force")
     files = [outcome.as_dict()] + kept
     for f in d.files[1:]:
         if kept and f.relpath == in_force:
@@ -335,7 +338,8 @@ def _metadata(manifest: dict, seconds: float) -> dict:
         f"| {f['source_file']} | {f['status']} | {f['rows_read'] if f['rows_read'] is not None else ''}"
         f" | {f['rows_loaded']} | {f['rows_rejected']} | {(f['message'] or '').replace('|', '/')} |"
         for f in files])
-    in_force = next((f for f in files if f["source_file"] == manifest["in_force"]), None)
+    in_force = next((f for f in files if f["source_file"] == manifest["in_force"]
+                     and f["status"] == "loaded"), None)
     return {
         "dagster/row_count": in_force["rows_loaded"] if in_force else 0,
         "status": first["status"],

@@ -2,7 +2,10 @@
 
 One row per delivered file: the outcome ingest recorded in each delivery's manifest (loaded,
 rejected with why, superseded), whether the file is still in the landing zone (a deleted file's
-rows stay in force, flagged), and every misnamed file of the date as rejected.
+rows stay in force, flagged), and every misnamed file of the date as rejected. A file rejected
+whole under the name of the file in force (``32.csv`` overwritten with broken bytes) is one row,
+``rejected``, whose message says the rows loaded earlier from that name stay in force: the
+manifest keeps the earlier outcome too, as the provenance of those rows.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from assets import versions
 from assets.history import Inputs, LakeInputs
 
 KEY = "load_log"
-CODE_VERSION = versions.code_version("load_log", MISNAMED, "v2")
+CODE_VERSION = versions.code_version("load_log", MISNAMED, "v3")
 
 
 def version(inp: Inputs, day: dt.date) -> str:
@@ -29,7 +32,11 @@ def build(inp: LakeInputs, day: dt.date, version_: str) -> dict:
     rows = []
     for province, m in sorted(inp.manifests(day).items()):
         at = dt.datetime.fromisoformat(m["processed_at"])
-        for f in m["files"]:
+        named = set()
+        for f in m["files"]:   # the file now under a name first: it is what that name holds
+            if f["source_file"] in named:
+                continue
+            named.add(f["source_file"])
             rows.append((day, f["source_file"], province, f["sha256"], f["rows_read"],
                          f["rows_loaded"], f["rows_rejected"], f["status"], f["message"], at,
                          f["source_file"] in present))

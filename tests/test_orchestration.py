@@ -249,3 +249,59 @@ def test_an_instance_serves_one_warehouse(loaded, tmp_path, monkeypatch):
     assert result.code == 1
     assert "serves the warehouse" in result.err and "\n" not in result.err.strip()
     assert not (tmp_path / "other" / "warehouse.lake" / "deliveries").exists()
+
+
+def test_a_redelivery_recomputes_the_next_snapshots_flows_in_one_round(loaded):
+    """2021-09-30's office 32 delivered again without A4: that snapshot has 4 active (new 0,
+    lapsed 1: B2), and 2021-10-31 compares with it: active_prev 4, left 1 (A3; A4 is now absent
+    at both), reactivated 1 (B2). `cakupan run` runs the trend partition of 2021-10-31 after the
+    tables of 2021-09-30 in the same round (its runs go in order), not in a second one."""
+    summary = loaded.base / "again.json"
+    (loaded.landing.root / "enrollment" / "2021-09-30" / "32.csv").unlink()
+    loaded.landing.enrollment("2021-09-30", "32.csv", [
+        f"{NIK[who]},K{who},{who},PU,KL,,N1,X,2020-01-15,2021-09" for who in ("A1", "A2", "A3")])
+    result = loaded.run("--summary-json", str(summary))
+    assert result.code == 0, result.err
+    stages = json.loads(summary.read_text())["stages"]
+    # one round: the trends of both snapshots in one run (deferred, 2021-10-31's would be a run
+    # of its own in a second round)
+    assert ("coverage_trend_national, coverage_trend_region, coverage_trend_tier "
+            "[2021-09-30 .. 2021-10-31]") in stages, stages
+    rows = {str(r["snapshot_date"]): r for r in dicts(
+        loaded.serving, 'SELECT snapshot_date, active, active_prev, new, reactivated, lapsed, '
+        '"left" FROM coverage_trend_tier WHERE tier = \'KL\'')}
+    keys_ = ("active", "active_prev", "new", "reactivated", "lapsed", "left")
+    assert [rows["2021-09-30"][k] for k in keys_] == [4, 5, 0, 0, 1, 0]
+    assert [rows["2021-10-31"][k] for k in keys_] == [4, 4, 0, 1, 0, 1]
+
+
+def test_the_command_exits_quickly_with_its_code_and_all_its_output(loaded):
+    """`python -m pipelines.cli run` (the `cakupan` entry point) leaves with os._exit after a
+    run: the exit code (2: a file rejected whole), the whole tier table on stdout, the warnings
+    on stderr and the summary file are all there. Office 32's 2021-10-31 file is overwritten,
+    under the same name, with one that lacks required columns."""
+    import os
+    import subprocess
+    import sys
+
+    broken = loaded.landing.root / "enrollment" / "2021-10-31" / "32.csv"
+    broken.write_text("nik,nama,segmen\n3201014101900001,A1,PU\n", encoding="utf-8")
+    os.utime(broken, (broken.stat().st_mtime + 60, broken.stat().st_mtime - 3600))
+    summary = loaded.base / "exit.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAKUPAN_")}
+    env.update(CAKUPAN_HMAC_KEY="test-key-not-a-secret-0123456789abcdef",
+               DAGSTER_HOME=str(loaded.base / "dagster_home"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--landing", str(loaded.landing.root),
+         "--warehouse", str(loaded.warehouse), "--serving", str(loaded.serving),
+         "--summary-json", str(summary)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert json.loads(summary.read_text())["exit_code"] == 2
+    assert "KL " in done.stdout and done.stdout.rstrip().splitlines()[-1].startswith("report: ")
+    assert "enrollment/2021-10-31/32.csv" in done.stdout + done.stderr
+    # one load_log row per file name (the contract's key), the broken file's; the rows loaded
+    # earlier from that name stay in force (KL at 2021-10-31: A1 A2 B1 B2, as before)
+    assert [(r["status"], r["rows_loaded"]) for r in dicts(
+        loaded.serving, "SELECT status, rows_loaded FROM load_log WHERE snapshot_date = "
+        "'2021-10-31' AND source_file = 'enrollment/2021-10-31/32.csv'")] == [("rejected", 0)]
+    assert kl(loaded)["2021-10-31"] == 4
