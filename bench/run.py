@@ -1364,13 +1364,14 @@ def parse_args(argv=None):
     ap.add_argument("--repeat", type=int, default=3, help="full: pipeline/reference pairs (3)")
     ap.add_argument("--incremental-scale", default="1")
     ap.add_argument("--incremental-snapshots", type=int, default=12)
-    ap.add_argument("--incremental-repeat", type=int, default=1,
-                    help="re-delivery nights (each removes one more row) (1)")
+    ap.add_argument("--incremental-repeat", type=int, default=3,
+                    help="re-delivery nights (each removes one more row); the ratio takes their "
+                         "median (3)")
     ap.add_argument("--redeliver-province", default="32",
                     help="office whose file of the middle snapshot is re-delivered (32, the largest)")
     ap.add_argument("--history-scale", default="0.2")
     ap.add_argument("--history-snapshots", type=int, default=25)
-    ap.add_argument("--history-repeat", type=int, default=1, help="timed repetitions of (a) and (b) (1)")
+    ap.add_argument("--history-repeat", type=int, default=3, help="timed repetitions of (a) and (b) (3)")
     ap.add_argument("--scales", default="0.2,1,5", help="scale: comma-separated scales (0.2,1,5)")
     ap.add_argument("--scale-repeat", type=int, default=1, help="scale: runs per scale (1)")
     ap.add_argument("--landings", default=str(ROOT / "data" / "bench"),
