@@ -96,9 +96,9 @@ class LakeInputs(Inputs):
 
     def rows_in_force(self, day) -> int:
         """The loaded rows of ``day``'s deliveries in force (their manifests' figures)."""
-        return sum(f["rows_loaded"] for m in self.manifests(day).values() if m.get("rows_file")
-                   for f in m["files"]
-                   if f["source_file"] == m["in_force"] and f["status"] == "loaded")
+        files = (storage.in_force_file(m) for m in self.manifests(day).values()
+                 if m.get("rows_file"))
+        return sum(f["rows_loaded"] for f in files if f)
 
     def misnamed(self, day):
         from readers.landing import set_fingerprint

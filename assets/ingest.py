@@ -28,7 +28,7 @@ from readers import keys
 from readers.files import (FileRejected, Source, duckdb_message, line_ending_break,
                            open_source)
 from readers.landing import Hashes, LandedFile, delivery_fingerprint, scan, stat_of
-from readers.storage import commit_file, copy_to_parquet
+from readers.storage import commit_file, copy_to_parquet, in_force_file
 from schemas import enrollment as schema
 from schemas.reference import load_ref_region, vintage_for
 from schemas.rules import broken_sql, required_columns, valid_sql
@@ -254,11 +254,13 @@ def _commit(lake, d: Delivery) -> dict | None:
     outcome, kept, in_force = d.outcome, [], d.winner.relpath if d.rows_file else None
     if outcome.status == "rejected" and d.previous and d.previous.get("rows_file"):
         d.rows_file, in_force = d.previous["rows_file"], d.previous["in_force"]   # nothing lost
-        kept = [f for f in d.previous["files"] if f["source_file"] == in_force]
-        outcome.message += (
-            f"; the rows loaded earlier from this file name (sha256 {kept[0]['sha256'][:12]}) "
-            "stay in force" if in_force == outcome.file.relpath and kept and kept[0]["sha256"]
-            else f"; the earlier delivery {in_force} stays in force")
+        earlier = in_force_file(d.previous)
+        kept = [earlier] if earlier else []
+        if earlier and in_force == outcome.file.relpath:   # the same name, overwritten
+            outcome.message += (f"; the rows loaded earlier from this file name (sha256 "
+                                f"{earlier['sha256'][:12]}) stay in force")
+        else:
+            outcome.message += f"; the earlier delivery {in_force} stays in force"
     files = [outcome.as_dict()] + kept
     for f in d.files[1:]:
         if kept and f.relpath == in_force:
@@ -338,8 +340,7 @@ def _metadata(manifest: dict, seconds: float) -> dict:
         f"| {f['source_file']} | {f['status']} | {f['rows_read'] if f['rows_read'] is not None else ''}"
         f" | {f['rows_loaded']} | {f['rows_rejected']} | {(f['message'] or '').replace('|', '/')} |"
         for f in files])
-    in_force = next((f for f in files if f["source_file"] == manifest["in_force"]
-                     and f["status"] == "loaded"), None)
+    in_force = in_force_file(manifest)
     return {
         "dagster/row_count": in_force["rows_loaded"] if in_force else 0,
         "status": first["status"],

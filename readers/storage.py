@@ -104,6 +104,13 @@ def write_json(target: Path, data: dict) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def in_force_file(manifest: dict) -> dict | None:
+    """The entry of ``manifest["files"]`` whose rows are in force: the ``loaded`` one named
+    ``in_force`` (a file rejected later under the same name has an entry of that name too)."""
+    return next((f for f in manifest["files"] if f["source_file"] == manifest.get("in_force")
+                 and f["status"] == "loaded"), None)
+
+
 class Lake:
     def __init__(self, root: Path):
         self.root = Path(root)
