@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 import uuid
@@ -27,7 +28,7 @@ from readers.storage import sweep_temporaries
 
 from pipelines import planner
 from pipelines.instance import LOCATION_NAME, ROOT, bind, dagster_home
-from pipelines.launcher import fail_orphans
+from pipelines.launcher import fail_orphans, worker_tags
 from pipelines.sensors import refresh_in_progress
 
 ROUNDS = 4
@@ -136,7 +137,11 @@ class Refresh:
             self.warehouse.path, self.settings.serving_path, self.settings.report_path])
         if swept:
             self.echo(f"  removed {len(swept)} temporary file(s) left by a killed process")
-        tags = {"cakupan/invocation": s.invocation, "cakupan/trigger": "cli"}
+        # this process is the runs' worker from their creation: killed between creating a run
+        # (its planned events take a second for 200 partitions) and launching it, the run would
+        # otherwise carry no worker to judge and stay STARTING past the next start's fail_orphans
+        tags = {"cakupan/invocation": s.invocation, "cakupan/trigger": "cli",
+                **worker_tags(os.getpid())}
         quiet = logging.getLogger("cakupan.submit")
         quiet.addHandler(logging.NullHandler())
         quiet.propagate = False
