@@ -43,6 +43,13 @@ telemetry:
   enabled: false
 nux:
   enabled: false
+# Dagster's SQLite event log in its default folder, its connections kept open
+# (pipelines/event_log.py: 4.7 s -> 3.2 s of event writes a scale-1 night)
+event_log_storage:
+  module: pipelines.event_log
+  class: KeptOpenSqliteEventLogStorage
+  config:
+    base_dir: {events}
 """
 PRODUCTION_DAGSTER_YAML = ROOT / "deploy" / "dagster.yaml"
 PROFILES = ("embedded", "production")
@@ -56,6 +63,13 @@ class InstanceMismatch(RuntimeError):
 def default_home(warehouse: Path) -> Path:
     warehouse = Path(warehouse).absolute()
     return warehouse.with_name(warehouse.stem + ".dagster")
+
+
+def embedded_yaml(home: Path) -> str:
+    """The embedded profile's dagster.yaml for ``home``: the event log where Dagster's default
+    puts it (``history/runs/``), so an instance created before keeps its history."""
+    return EMBEDDED_DAGSTER_YAML.replace(
+        "{events}", json.dumps(str(Path(home).absolute() / "history" / "runs") + os.sep))
 
 
 def dagster_home(warehouse: Path | None = None) -> Path:
@@ -73,7 +87,7 @@ def dagster_home(warehouse: Path | None = None) -> Path:
     if profile not in PROFILES:
         raise ValueError(f"CAKUPAN_PROFILE={profile!r}: expected one of {', '.join(PROFILES)}")
     wanted = (PRODUCTION_DAGSTER_YAML.read_text() if profile == "production"
-              else EMBEDDED_DAGSTER_YAML)
+              else embedded_yaml(home))
     if not config.exists() or config.read_text() != wanted:
         config.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(home)
