@@ -4,6 +4,7 @@ process or from the UI's live view of a run (a watchdog on the run's shard file)
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def test_another_process_and_a_watcher_see_every_event_while_connections_stay_op
          "import json, dagster as dg; i = dg.DagsterInstance.get(); "
          f"print(json.dumps([len(i.all_logs({run.run_id!r})), "
          "i.get_latest_materialization_event(dg.AssetKey('pinged')).run_id]))"],
-        env={**__import__("os").environ, "DAGSTER_HOME": str(home)}, capture_output=True,
+        env={**os.environ, "DAGSTER_HOME": str(home)}, capture_output=True,
         text=True, timeout=120, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [written + 3, run.run_id]
 
